@@ -1,0 +1,163 @@
+"""Assets: every file the course may download, with its URL, SHA-256, size and licence, and a cache.
+
+`fetch(name)` returns a verified local path:
+- a cached file whose checksum matches is used as is (no network needed);
+- a cached file whose checksum does not match is reported, deleted and fetched again;
+- otherwise the file is downloaded (short timeout, progress bar) to a temporary name, verified, then moved;
+- offline, it raises AssetUnavailable with a message that says what to do.
+
+The cache lives in $COURSE_CACHE (default ~/.cache/inside-clip).
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import shutil
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+
+from tqdm.auto import tqdm
+
+from . import env
+
+DOWNLOAD_TIMEOUT_S = 10.0  # per socket operation: a dead connection fails fast instead of hanging
+
+
+class AssetUnavailable(RuntimeError):
+    """An asset is neither in the cache nor downloadable right now."""
+
+
+class ChecksumMismatch(RuntimeError):
+    """A file's SHA-256 is not the registered one."""
+
+
+@dataclass(frozen=True)
+class Asset:
+    name: str
+    url: str
+    sha256: str
+    filename: str
+    size_bytes: int | None  # for the progress bar and disk-space messages; the checksum is what counts
+    license: str
+
+    def __str__(self) -> str:
+        size = f"{self.size_bytes / 2**20:.0f} MiB" if self.size_bytes else "size not recorded"
+        return f"{self.name}: {self.filename} ({size}) from {self.url} · licence: {self.license}"
+
+
+_CLIP_LICENSE = "MIT (openai/CLIP); weights released by OpenAI with the CLIP repository"
+_CLIP_BASE = "https://openaipublic.azureedge.net/clip/models"
+
+REGISTRY: dict[str, Asset] = {}
+
+
+def register(asset: Asset) -> Asset:
+    REGISTRY[asset.name] = asset
+    return asset
+
+
+# openai publishes each checkpoint under a path that *is* its SHA-256.
+# Sizes are the byte counts recorded in public download logs and model-zoo manifests.
+for _name, _sha, _file, _size in [
+    ("ViT-B/32", "40d365715913c9da98579312b702a82c18be219cc2a73407c4526f58eba950af", "ViT-B-32.pt", 353976522),
+    ("ViT-B/16", "5806e77cd80f8b59890b7e101eabd078d9fb84e6937f9e85e4ecb61988df416f", "ViT-B-16.pt", 350837078),
+    ("ViT-L/14", "b8cca3fd41ae0c99ba7e8951adf17d267cdb84cd88be6f7c2e0eca1737a03836", "ViT-L-14.pt", 932768134),
+]:
+    register(Asset(_name, f"{_CLIP_BASE}/{_sha}/{_file}", _sha, _file, _size, _CLIP_LICENSE))
+
+CIFAR100_MD5 = "eb9058c3a382ffc7106e4002c42a8d85"  # torchvision's own check of the same archive
+register(
+    Asset(
+        "cifar-100-python",
+        "https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
+        "85cd44d02ba6437773c5bbd22e183051d648de2e7d6b014e1ef29b855ba677a7",
+        "cifar-100-python.tar.gz",
+        169001437,
+        "CIFAR-100 (Krizhevsky, 2009); research use, cite the tech report",
+    )
+)
+
+
+def cache_dir() -> Path:
+    path = Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "inside-clip")).expanduser()
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def get(name: str) -> Asset:
+    try:
+        return REGISTRY[name]
+    except KeyError:
+        known = ", ".join(sorted(REGISTRY))
+        raise KeyError(f"Unknown asset {name!r}. Known assets: {known}.") from None
+
+
+def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def local_path(name: str) -> Path:
+    return cache_dir() / get(name).filename
+
+
+def is_cached(name: str) -> bool:
+    """True if the asset is in the cache *and* its checksum matches."""
+    path = local_path(name)
+    return path.is_file() and sha256_of(path) == get(name).sha256
+
+
+def _download(asset: Asset, dest: Path) -> None:
+    tmp = dest.with_name(dest.name + ".part")
+    try:
+        with urllib.request.urlopen(asset.url, timeout=DOWNLOAD_TIMEOUT_S) as response, open(tmp, "wb") as out:
+            total = int(response.headers.get("Content-Length") or 0) or asset.size_bytes
+            with tqdm(total=total, unit="B", unit_scale=True, desc=f"fetch {asset.name}") as bar:
+                while block := response.read(1 << 20):
+                    out.write(block)
+                    bar.update(len(block))
+        got = sha256_of(tmp)
+        if got != asset.sha256:
+            raise ChecksumMismatch(
+                f"Downloaded {asset.name!r} from {asset.url} but its SHA-256 is {got}, expected {asset.sha256}. "
+                "The download was corrupted or the file changed upstream; run again, or report it."
+            )
+        shutil.move(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def fetch(name: str) -> Path:
+    """Return the verified local path of asset `name`, downloading it if needed (see module docstring)."""
+    asset = get(name)
+    dest = local_path(name)
+    if dest.is_file():
+        got = sha256_of(dest)
+        if got == asset.sha256:
+            return dest
+        print(
+            f"⚠️  Cached {asset.name!r} at {dest} is corrupt (SHA-256 {got[:12]}…, expected {asset.sha256[:12]}…); "
+            "deleting it and fetching it again."
+        )
+        dest.unlink()
+    if env.is_offline():
+        raise AssetUnavailable(
+            f"{asset.name!r} is not in the cache ({dest}) and the course is offline "
+            f"({'COURSE_OFFLINE=1 is set' if env.forced_offline() else 'the network check failed'}). "
+            f"To use it: connect to the internet and run again, or download {asset.url} on another machine "
+            f"and copy it to {dest} (its SHA-256 must be {asset.sha256})."
+        )
+    try:
+        _download(asset, dest)
+    except ChecksumMismatch:
+        raise
+    except OSError as err:  # URLError, timeouts, refused connections, disk errors
+        raise AssetUnavailable(
+            f"Could not download {asset.name!r} from {asset.url}: {err}. Check your connection and run again, "
+            f"or copy the file to {dest} by hand (SHA-256 {asset.sha256})."
+        ) from err
+    return dest

@@ -1,0 +1,176 @@
+"""Checks: exercise checkers that say *what* differs, never just False.
+
+    check("softmax", my_softmax)        # a function: run on the reference cases
+    check("softmax", my_result_tensor)  # a value: compared with the reference on the first case
+    assert_same("LayerNorm by hand vs nn.LayerNorm", mine, torch_out)   # raises if they differ
+
+A failing check prints ❌ with the shape difference, or `max |Δ|` and the first wrong index
+with both values there. A stub that raises NotImplementedError fails its check.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import torch
+
+from . import by_hand
+
+ATOL = 1e-5
+
+
+@dataclass
+class Exercise:
+    reference: Callable[..., Any]
+    cases: Callable[[], list[tuple]]  # built lazily and deterministically
+    atol: float = ATOL
+    notes: str = ""
+    _cache: list = field(default_factory=list, repr=False)
+
+    def get_cases(self) -> list[tuple]:
+        if not self._cache:
+            self._cache.extend(self.cases())
+        return self._cache
+
+
+EXERCISES: dict[str, Exercise] = {}
+
+
+def exercise(name: str, reference: Callable, cases: Callable[[], list[tuple]], **kw) -> None:
+    EXERCISES[name] = Exercise(reference, cases, **kw)
+
+
+def _gen(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def _rand(*shape, seed: int) -> torch.Tensor:
+    return torch.rand(*shape, generator=_gen(seed))
+
+
+# ---- notebook 01: the transformer by hand ------------------------------------------------------------
+exercise("positional_encoding", by_hand.positional_encoding, lambda: [(7, 6), (4, 8), (50, 16), (3, 5)])
+exercise(
+    "softmax",
+    by_hand.softmax,
+    lambda: [(_rand(4, 6, seed=1),), (_rand(3, 5, seed=2) * 1000,), (torch.tensor([[1.0, 2.0, 3.0]]),)],
+    notes="the second case has entries near 1000: subtract the row max before exp()",
+)
+exercise("causal_mask", by_hand.causal_mask, lambda: [(1,), (4,), (7,)])
+exercise(
+    "layer_norm",
+    by_hand.layer_norm,
+    lambda: [
+        (_rand(7, 6, seed=3), torch.ones(6), torch.zeros(6)),
+        (_rand(4, 6, seed=4) * 10, _rand(6, seed=5), _rand(6, seed=6)),
+    ],
+)
+exercise(
+    "scaled_dot_product_attention",
+    by_hand.scaled_dot_product_attention,
+    lambda: [
+        (_rand(7, 4, seed=7), _rand(7, 4, seed=8), _rand(7, 4, seed=9)),
+        (_rand(3, 8, seed=10), _rand(5, 8, seed=11), _rand(5, 8, seed=12)),  # 3 queries, 5 keys, d_k = 8
+    ],
+)
+exercise(
+    "cross_attention",
+    by_hand.cross_attention,
+    lambda: [
+        # decoder stream of 4 tokens, encoder output of 7 tokens: the output must have 4 rows
+        (_rand(4, 6, seed=13), _rand(7, 6, seed=14), _rand(6, 6, seed=15), _rand(6, 6, seed=16), _rand(6, 6, seed=17)),
+    ],
+    notes="queries come from the decoder; keys and values from the encoder",
+)
+
+
+# ---- comparison ----------------------------------------------------------------------------------------
+def _as_tensor(x) -> torch.Tensor | None:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu()
+    try:
+        return torch.as_tensor(np.asarray(x))
+    except Exception:
+        return None
+
+
+def _fmt_index(flat: int, shape) -> tuple:
+    return tuple(int(i) for i in np.unravel_index(flat, tuple(shape))) if len(shape) else ()
+
+
+def compare(got, expected, atol: float = ATOL) -> str | None:
+    """None if `got` matches `expected` within `atol` (infinities must match exactly); else what differs."""
+    g, e = _as_tensor(got), _as_tensor(expected)
+    if g is None:
+        return f"expected a tensor or array, got {type(got).__name__}"
+    if tuple(g.shape) != tuple(e.shape):
+        return f"shape mismatch: got {tuple(g.shape)}, expected {tuple(e.shape)}"
+    if e.dtype == torch.bool or g.dtype == torch.bool:
+        wrong = (g != e).flatten()
+        if not wrong.any():
+            return None
+        i = int(wrong.nonzero()[0])
+        idx = _fmt_index(i, e.shape)
+        return f"{int(wrong.sum())} wrong entries; first at index {idx}: got {g.flatten()[i]}, expected {e.flatten()[i]}"
+    g, e = g.double(), e.double()
+    same_inf = (torch.isinf(g) & torch.isinf(e) & (torch.sign(g) == torch.sign(e)))
+    diff = torch.where(same_inf, torch.zeros_like(g), (g - e).abs())
+    diff = torch.where(torch.isnan(diff), torch.full_like(diff, math.inf), diff)  # NaN counts as infinitely off
+    bad = (diff > atol).flatten()
+    if not bad.any():
+        return None
+    i = int(bad.nonzero()[0])
+    worst = f"{diff.max().item():.3g}"
+    if torch.isnan(g).any():
+        worst += ", NaN in your result"
+    return (
+        f"max |Δ| = {worst} ({int(bad.sum())} of {bad.numel()} entries off by more than {atol:g}); "
+        f"first wrong index {_fmt_index(i, e.shape)}: got {g.flatten()[i].item():.6g}, expected {e.flatten()[i].item():.6g}"
+    )
+
+
+def _describe(args: tuple) -> str:
+    out = []
+    for a in args:
+        out.append(f"tensor{tuple(a.shape)}" if isinstance(a, torch.Tensor) else repr(a))
+    return "(" + ", ".join(out) + ")"
+
+
+def check(name: str, value) -> bool:
+    """Compare a learner's function (or value) with the reference for exercise `name`; print ✅ or ❌."""
+    if name not in EXERCISES:
+        raise KeyError(f"check: no exercise called {name!r}. Known: {', '.join(sorted(EXERCISES))}.")
+    ex = EXERCISES[name]
+    cases = ex.get_cases()
+    if not callable(value):
+        problems = [(cases[0], compare(value, ex.reference(*cases[0]), ex.atol))]
+    else:
+        problems = []
+        for args in cases:
+            try:
+                got = value(*[a.clone() if isinstance(a, torch.Tensor) else a for a in args])
+            except NotImplementedError:
+                print(f"❌ {name}: not implemented yet. Replace `raise NotImplementedError` with your code.")
+                return False
+            except Exception as err:  # show the learner their error, tied to the inputs that caused it
+                problems.append((args, f"raised {type(err).__name__}: {err}"))
+                break
+            problems.append((args, compare(got, ex.reference(*args), ex.atol)))
+    failed = [(args, p) for args, p in problems if p is not None]
+    if not failed:
+        print(f"✅ {name}: matches the reference on {len(problems)} case(s) (atol {ex.atol:g}).")
+        return True
+    args, problem = failed[0]
+    hint = f"\n   hint: {ex.notes}" if ex.notes else ""
+    print(f"❌ {name}: on inputs {_describe(args)}: {problem}{hint}")
+    return False
+
+
+def assert_same(what: str, ours, theirs, atol: float = ATOL) -> None:
+    """Assert two results agree within `atol` (raising with the details if not) and say so in one line."""
+    problem = compare(ours, theirs, atol)
+    if problem is not None:
+        raise AssertionError(f"{what}: {problem}")
+    print(f"✅ {what}: equal within {atol:g}")
