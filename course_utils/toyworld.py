@@ -1,0 +1,266 @@
+"""Toy world: procedurally drawn scenes of coloured shapes, with captions and per-object masks.
+
+Deterministic: scene `i` of a split is drawn from a generator seeded by (split seed, i), so every learner and
+every CI run sees the same pixels. The world knows where every object is, which lets the course *score*
+heatmaps against ground truth.
+
+    10 colours x 10 shapes = 100 classes ("red_circle", ...), grouped into 20 superclasses
+    (colour family x shape, e.g. "warm_circle"), mirroring CIFAR-100's 100 fine / 20 coarse labels.
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+import numpy as np
+from PIL import Image, ImageDraw
+
+IMAGE_SIZE = 64
+GRID = 2  # regions per side: objects sit in one of GRID x GRID regions
+COLORS = {  # name -> RGB; families below split them into warm and cool
+    "red": (220, 30, 30), "orange": (245, 140, 20), "yellow": (240, 220, 30), "pink": (245, 120, 190),
+    "brown": (130, 75, 30), "green": (40, 170, 50), "cyan": (40, 210, 220), "blue": (30, 70, 225),
+    "purple": (135, 45, 190), "gray": (128, 128, 128),
+}
+COLOR_FAMILY = {c: ("warm" if c in {"red", "orange", "yellow", "pink", "brown"} else "cool") for c in COLORS}
+SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross", "heart", "ring", "semicircle", "arrow")
+SIZES = {"small": (0.32, 0.37), "large": (0.42, 0.47)}  # object radius as a fraction of its region's width
+BACKGROUNDS = {"white": (245, 245, 240), "black": (20, 20, 25), "cream": (235, 225, 200), "slate": (70, 80, 95)}
+POSITIONS = {(0, 0): "top left", (0, 1): "top right", (1, 0): "bottom left", (1, 1): "bottom right"}
+COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
+
+CLASSES = [f"{c}_{s}" for c in COLORS for s in SHAPES]  # 100 fine classes, colour-major
+SUPERCLASSES = [f"{fam}_{s}" for fam in ("warm", "cool") for s in SHAPES]  # 20 coarse classes
+
+
+def class_name(color: str, shape: str) -> str:
+    check_attributes(color, shape)
+    return f"{color}_{shape}"
+
+
+def superclass_of(label: int) -> int:
+    color, shape = CLASSES[label].split("_")
+    return SUPERCLASSES.index(f"{COLOR_FAMILY[color]}_{shape}")
+
+
+def check_attributes(color: str | None = None, shape: str | None = None, size: str | None = None,
+                     background: str | None = None) -> None:
+    """Raise a ValueError naming the bad attribute and listing the allowed values."""
+    for kind, value, allowed in (("colour", color, COLORS), ("shape", shape, SHAPES), ("size", size, SIZES),
+                                 ("background", background, BACKGROUNDS)):
+        if value is not None and value not in allowed:
+            raise ValueError(f"unknown {kind} {value!r}; the toy world has: {', '.join(allowed)}.")
+
+
+@dataclass
+class ToyObject:
+    color: str
+    shape: str
+    size: str
+    region: tuple[int, int]  # (row, col) in the GRID x GRID layout
+    mask: np.ndarray = field(repr=False, default=None)  # [H, W] bool: the object's pixels in the scene
+
+    @property
+    def label(self) -> int:
+        return CLASSES.index(f"{self.color}_{self.shape}")
+
+    @property
+    def position(self) -> str:
+        return POSITIONS[self.region]
+
+    def phrase(self, with_size: bool = True, with_position: bool = False) -> str:
+        words = ([self.size] if with_size else []) + [self.color, self.shape]
+        return " ".join(words) + (f" at the {self.position}" if with_position else "")
+
+
+@dataclass
+class Scene:
+    image: Image.Image
+    objects: list[ToyObject]
+    background: str
+    caption: str
+
+
+def _shape_points(shape: str, cx: float, cy: float, r: float) -> list[tuple[float, float]]:
+    def poly(n, start, radius=r):
+        return [(cx + radius * math.cos(start + 2 * math.pi * k / n), cy + radius * math.sin(start + 2 * math.pi * k / n))
+                for k in range(n)]
+
+    if shape == "square":
+        return poly(4, math.pi / 4, r * 1.05)
+    if shape == "triangle":
+        return poly(3, -math.pi / 2, r * 1.15)
+    if shape == "diamond":
+        return [(cx, cy - r * 1.1), (cx + r * 0.75, cy), (cx, cy + r * 1.1), (cx - r * 0.75, cy)]
+    if shape == "heart":  # the classic parametric heart, scaled to radius r
+        ts = np.linspace(0, 2 * math.pi, 48, endpoint=False)
+        hx, hy = 16 * np.sin(ts) ** 3, 13 * np.cos(ts) - 5 * np.cos(2 * ts) - 2 * np.cos(3 * ts) - np.cos(4 * ts)
+        return [(cx + r * x / 16, cy - r * (y + 2) / 15) for x, y in zip(hx, hy)]
+    if shape == "star":
+        return [(cx + (r if k % 2 == 0 else r * 0.45) * math.cos(-math.pi / 2 + math.pi * k / 5),
+                 cy + (r if k % 2 == 0 else r * 0.45) * math.sin(-math.pi / 2 + math.pi * k / 5)) for k in range(10)]
+    if shape == "cross":
+        a, b = r, r * 0.36
+        return [(cx - b, cy - a), (cx + b, cy - a), (cx + b, cy - b), (cx + a, cy - b), (cx + a, cy + b), (cx + b, cy + b),
+                (cx + b, cy + a), (cx - b, cy + a), (cx - b, cy + b), (cx - a, cy + b), (cx - a, cy - b), (cx - b, cy - b)]
+    if shape == "arrow":
+        a, b, head = r, r * 0.3, r * 0.1
+        return [(cx - a, cy - b), (cx + head, cy - b), (cx + head, cy - a * 0.85), (cx + a, cy),
+                (cx + head, cy + a * 0.85), (cx + head, cy + b), (cx - a, cy + b)]
+    raise AssertionError(shape)
+
+
+def _draw_shape(draw: ImageDraw.ImageDraw, shape: str, cx: float, cy: float, r: float, fill) -> None:
+    box = (cx - r, cy - r, cx + r, cy + r)
+    if shape == "circle":
+        draw.ellipse(box, fill=fill)
+    elif shape == "ring":
+        draw.ellipse(box, fill=fill)
+        draw.ellipse((cx - r * 0.55, cy - r * 0.55, cx + r * 0.55, cy + r * 0.55), fill=0 if fill != 0 else 1)
+    elif shape == "semicircle":
+        draw.pieslice((cx - r, cy - r * 0.6, cx + r, cy + r * 1.4), 180, 360, fill=fill)
+    else:
+        draw.polygon(_shape_points(shape, cx, cy, r), fill=fill)
+
+
+def _object_mask(shape: str, cx: float, cy: float, r: float, size: int) -> np.ndarray:
+    canvas = Image.new("L", (size, size), 0)
+    _draw_shape(ImageDraw.Draw(canvas), shape, cx, cy, r, 255)
+    return np.asarray(canvas) > 127
+
+
+def draw_scene(objects: list[dict], background: str = "white", seed: int = 0, size: int = IMAGE_SIZE,
+               caption: str | None = None) -> Scene:
+    """Draw objects given as dicts with color, shape, size and region (row, col); jitter comes from `seed`."""
+    check_attributes(background=background)
+    if len(objects) > GRID * GRID:
+        raise ValueError(f"impossible scene: {len(objects)} objects but only {GRID * GRID} regions; use at most {GRID * GRID}.")
+    regions = [tuple(o["region"]) for o in objects]
+    if len(set(regions)) != len(regions):
+        raise ValueError(f"impossible scene: two objects share a region ({regions}); each region holds one object.")
+    rng = np.random.default_rng(seed)
+    cell = size / GRID
+    base = np.array(BACKGROUNDS[background], dtype=np.float32)
+    noise = rng.normal(0, 6, (size, size, 1)) + np.linspace(-8, 8, size)[None, :, None] * rng.uniform(-1, 1)
+    pixels = np.clip(base + noise, 0, 255).astype(np.uint8)
+    image = Image.fromarray(pixels, "RGB")
+    draw = ImageDraw.Draw(image)
+    placed = []
+    for o in objects:
+        check_attributes(o["color"], o["shape"], o["size"])
+        row, col = o["region"]
+        if not (0 <= row < GRID and 0 <= col < GRID):
+            raise ValueError(f"region {o['region']} is outside the {GRID}x{GRID} grid.")
+        r = cell * rng.uniform(*SIZES[o["size"]])
+        slack = cell / 2 - r
+        cx = (col + 0.5) * cell + rng.uniform(-slack, slack) * 0.8
+        cy = (row + 0.5) * cell + rng.uniform(-slack, slack) * 0.8
+        shade = np.clip(np.array(COLORS[o["color"]]) + rng.integers(-12, 13, 3), 0, 255)
+        _draw_shape(draw, o["shape"], cx, cy, r, tuple(int(v) for v in shade))
+        if o["shape"] == "ring":  # the hole shows the background again
+            hole = _object_mask("circle", cx, cy, r * 0.55, size)
+            np_img = np.array(image)
+            np_img[hole] = pixels[hole]
+            image.paste(Image.fromarray(np_img))
+            draw = ImageDraw.Draw(image)
+        placed.append(ToyObject(o["color"], o["shape"], o["size"], (row, col), _object_mask(o["shape"], cx, cy, r, size)))
+    scene = Scene(image, placed, background, "")
+    scene.caption = caption if caption is not None else describe(scene, rng)
+    return scene
+
+
+CAPTION_TEMPLATES_ONE = (
+    "a {obj}", "a photo of a {obj}", "a {obj} on a {bg} background", "a {obj_pos}", "one {obj}",
+    "a drawing of a {obj}", "there is a {obj} in the {pos}",
+)
+
+
+def describe(scene: Scene, rng: np.random.Generator) -> str:
+    """A varied caption: colour, shape, and sometimes size, position, count and background."""
+    objs = scene.objects
+    with_size = rng.random() < 0.4
+    if len(objs) == 1:
+        o = objs[0]
+        template = CAPTION_TEMPLATES_ONE[rng.integers(len(CAPTION_TEMPLATES_ONE))]
+        return template.format(obj=o.phrase(with_size), obj_pos=o.phrase(with_size, True), bg=scene.background,
+                               pos=o.position)
+    order = rng.permutation(len(objs))
+    with_pos = rng.random() < 0.5
+    parts = [objs[i].phrase(with_size, with_pos) for i in order]
+    listed = ", ".join(f"a {p}" for p in parts[:-1]) + f" and a {parts[-1]}"
+    style = rng.integers(3)
+    if style == 0:
+        return f"{COUNT_WORDS[len(objs)]} shapes: {listed}"
+    if style == 1:
+        return listed
+    return f"{listed} on a {scene.background} background"
+
+
+def random_objects(rng: np.random.Generator, n_objects: int, label: int | None = None) -> list[dict]:
+    if not 1 <= n_objects <= GRID * GRID:
+        raise ValueError(f"impossible scene: n_objects={n_objects}, but the grid has {GRID * GRID} regions.")
+    regions = [tuple(POSITIONS_LIST[i]) for i in rng.permutation(len(POSITIONS_LIST))[:n_objects]]
+    labels = [label] if label is not None else []
+    while len(labels) < n_objects:  # distinct classes within a scene, so every phrase names one object
+        candidate = int(rng.integers(len(CLASSES)))
+        if candidate not in labels:
+            labels.append(candidate)
+    objs = []
+    for lab, region in zip(labels, regions):
+        color, shape = CLASSES[lab].split("_")
+        objs.append(dict(color=color, shape=shape, size=list(SIZES)[rng.integers(len(SIZES))], region=region))
+    return objs
+
+
+POSITIONS_LIST = list(POSITIONS)
+
+
+def random_scene(seed: int, n_objects: int | None = None, label: int | None = None, size: int = IMAGE_SIZE) -> Scene:
+    """Scene number `seed`: 1-3 objects (or `n_objects`), random classes, regions, sizes and background."""
+    rng = np.random.default_rng(seed)
+    n = n_objects if n_objects is not None else int(rng.integers(1, 4))
+    background = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
+    return draw_scene(random_objects(rng, n, label), background, seed=int(rng.integers(2**31)), size=size)
+
+
+SPLIT_SEEDS = {"train": 1_000_000, "test": 2_000_000, "scenes": 3_000_000}
+
+
+class ToyShapes:
+    """Single-object toy images with torchvision CIFAR100's interface: `.classes`, `ds[i] -> (PIL, label)`.
+
+    The label cycles through the 100 classes, so every split is balanced; everything else is random but
+    fixed by (split, index). Default sizes: 10,000 train images and 2,000 test images (20 per class).
+    """
+
+    def __init__(self, train: bool = False, n: int | None = None, transform=None, size: int = IMAGE_SIZE):
+        self.train = train
+        self.n = n if n is not None else (10_000 if train else 2_000)
+        self.transform = transform
+        self.size = size
+        self.classes = list(CLASSES)
+        self.class_to_idx = {c: i for i, c in enumerate(self.classes)}
+        self.superclasses = list(SUPERCLASSES)
+        self._seed = SPLIT_SEEDS["train" if train else "test"]
+
+    def __len__(self) -> int:
+        return self.n
+
+    def scene(self, index: int) -> Scene:
+        if not -self.n <= index < self.n:
+            raise IndexError(f"index {index} is out of range for a ToyShapes split of {self.n} images.")
+        index %= self.n
+        return random_scene(self._seed + index, n_objects=1, label=index % len(CLASSES), size=self.size)
+
+    def __getitem__(self, index: int):
+        image = self.scene(index).image
+        label = index % self.n % len(CLASSES)
+        return (self.transform(image) if self.transform else image), label
+
+    def __repr__(self) -> str:
+        return f"ToyShapes(split={'train' if self.train else 'test'}, n={self.n}, classes={len(self.classes)})"
+
+
+def scenes(n: int, n_objects: int | None = None, start: int = 0, size: int = IMAGE_SIZE) -> list[Scene]:
+    """Multi-object scenes with masks (the split used to score heatmaps)."""
+    return [random_scene(SPLIT_SEEDS["scenes"] + start + i, n_objects=n_objects, size=size) for i in range(n)]
