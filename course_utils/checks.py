@@ -86,6 +86,45 @@ exercise(
 )
 
 
+# ---- notebook 02: CLIP's contrastive objective ---------------------------------------------------------
+def _lazy(module: str, name: str) -> Callable:
+    """Import the reference only when it is used (keeps `import course_utils.checks` light)."""
+    def call(*args):
+        import importlib
+
+        return getattr(importlib.import_module(f"course_utils.{module}"), name)(*args)
+    return call
+
+
+_LOG_INV_T = math.log(1 / 0.07)  # CLIP's initial temperature, 0.07
+exercise(
+    "similarity_logits",
+    _lazy("toyclip", "similarity_logits"),
+    lambda: [(_rand(4, 8, seed=20) - 0.5, _rand(4, 8, seed=21) - 0.5, torch.tensor(_LOG_INV_T)),
+             (_rand(3, 5, seed=22) * 10, _rand(6, 5, seed=23), torch.tensor(0.0))],  # 3 images vs 6 texts
+    notes="normalise both sides, then multiply by exp(logit_scale), not by logit_scale itself",
+)
+exercise(
+    "clip_loss",
+    _lazy("toyclip", "clip_loss"),
+    lambda: [(_rand(8, 16, seed=24) - 0.5, _rand(8, 16, seed=25) - 0.5, torch.tensor(_LOG_INV_T)),
+             (_rand(5, 4, seed=26) - 0.5, _rand(5, 4, seed=27) - 0.5, torch.tensor(1.0))],
+    notes="average the image->text and the text->image cross-entropies; the targets are 0..B-1",
+)
+exercise(
+    "zero_shot_predict",
+    _lazy("zero_shot", "predict"),
+    lambda: [(_rand(6, 8, seed=28) - 0.5, _rand(10, 8, seed=29) - 0.5),
+             (torch.tensor([[3.0, 0.1], [0.1, 0.2]]), torch.tensor([[1.0, 0.0], [0.0, 1.0], [10.0, 10.0]]))],
+    notes="compare cosines, not raw dot products: a long class vector must not win just by being long",
+)
+exercise(
+    "topk_accuracy",
+    _lazy("zero_shot", "topk_accuracy"),
+    lambda: [(_rand(20, 10, seed=30), torch.arange(20) % 10, 1), (_rand(20, 10, seed=30), torch.arange(20) % 10, 3)],
+)
+
+
 # ---- comparison ----------------------------------------------------------------------------------------
 def _as_tensor(x) -> torch.Tensor | None:
     if isinstance(x, torch.Tensor):
