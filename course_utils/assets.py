@@ -40,6 +40,7 @@ class Asset:
     filename: str
     size_bytes: int | None  # for the progress bar and disk-space messages; the checksum is what counts
     license: str
+    bundled: str | None = None  # path inside the repository for assets shipped in data/ (never downloaded)
 
     def __str__(self) -> str:
         size = f"{self.size_bytes / 2**20:.0f} MiB" if self.size_bytes else "size not recorded"
@@ -79,6 +80,22 @@ register(
 )
 
 
+ROOT = Path(__file__).resolve().parent.parent
+
+# Shipped with the course (see data/README.md); trained by `python -m course_utils.toyclip train`.
+register(
+    Asset(
+        "toyclip",
+        "data/toyclip.pt",
+        "af91f289b81f28c16d4f4984f4c409026318ee9cf3815087adbd884be9b604d7",
+        "toyclip.pt",
+        None,
+        "MIT, like this course: trained from scratch by course_utils.toyclip on the procedurally drawn toy world",
+        bundled="data/toyclip.pt",
+    )
+)
+
+
 def cache_dir() -> Path:
     path = Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "inside-clip")).expanduser()
     path.mkdir(parents=True, exist_ok=True)
@@ -102,7 +119,8 @@ def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def local_path(name: str) -> Path:
-    return cache_dir() / get(name).filename
+    asset = get(name)
+    return ROOT / asset.bundled if asset.bundled else cache_dir() / asset.filename
 
 
 def is_cached(name: str) -> bool:
@@ -131,10 +149,27 @@ def _download(asset: Asset, dest: Path) -> None:
         tmp.unlink(missing_ok=True)
 
 
+def _verify_bundled(asset: Asset, path: Path) -> Path:
+    if not path.is_file():
+        raise AssetUnavailable(
+            f"The bundled {asset.name!r} is missing at {path}. Restore it with `git checkout -- {asset.bundled}`, "
+            "or rebuild it (see data/README.md)."
+        )
+    got = sha256_of(path)
+    if got != asset.sha256:
+        raise ChecksumMismatch(
+            f"The bundled {asset.name!r} at {path} is corrupt: SHA-256 {got}, expected {asset.sha256}. Restore it with "
+            f"`git checkout -- {asset.bundled}` (or `git lfs pull` if your clone uses LFS), or rebuild it (data/README.md)."
+        )
+    return path
+
+
 def fetch(name: str) -> Path:
     """Return the verified local path of asset `name`, downloading it if needed (see module docstring)."""
     asset = get(name)
     dest = local_path(name)
+    if asset.bundled:
+        return _verify_bundled(asset, dest)
     if dest.is_file():
         got = sha256_of(dest)
         if got == asset.sha256:
