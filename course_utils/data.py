@@ -1,4 +1,4 @@
-"""Data: CIFAR-100 through the asset cache (real mode). The offline toy set arrives with ToyCLIP."""
+"""Data: CIFAR-100 through the asset cache (real mode), or the toy world's ToyShapes (offline mode)."""
 from __future__ import annotations
 
 import tarfile
@@ -18,17 +18,21 @@ def _extract_once(archive, root) -> None:
 def load_cifar100(train: bool = False, transform=None):
     """torchvision's CIFAR100 (`.classes`, `ds[i] -> (PIL image, label)`), fetched once into the cache.
 
-    Offline with no cached archive, this raises `assets.AssetUnavailable` saying what to do.
+    In offline mode (COURSE_OFFLINE=1, or no network and no cached archive) it returns the toy world's
+    ToyShapes instead: the same interface, 100 classes, and a banner saying so.
     """
-    if env.forced_offline():
-        raise assets.AssetUnavailable(
-            "load_cifar100() needs the real CIFAR-100, but COURSE_OFFLINE=1 is set. Unset COURSE_OFFLINE to "
-            "download it (about 160 MiB), or copy cifar-100-python.tar.gz into the cache: "
-            f"{assets.local_path('cifar-100-python')}."
-        )
-    from torchvision.datasets import CIFAR100  # imported late: torchvision is slow to import
+    reason = "COURSE_OFFLINE=1"
+    if not env.forced_offline():
+        try:
+            archive = assets.fetch("cifar-100-python")  # cached and verified, or downloaded now
+        except assets.AssetUnavailable as err:
+            reason = "not cached and no network" if env.is_offline() else f"download failed: {err}"
+        else:
+            from torchvision.datasets import CIFAR100  # imported late: torchvision is slow to import
 
-    archive = assets.fetch("cifar-100-python")
-    root = archive.parent
-    _extract_once(archive, root)
-    return CIFAR100(root=str(root), train=train, download=False, transform=transform)
+            _extract_once(archive, archive.parent)
+            return CIFAR100(root=str(archive.parent), train=train, download=False, transform=transform)
+    from .toyworld import ToyShapes
+
+    env.announce_offline(f"load_cifar100() -> ToyShapes, the toy world's 100 colour x shape classes ({reason})")
+    return ToyShapes(train=train, transform=transform)

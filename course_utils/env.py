@@ -103,3 +103,13 @@ def banner(mode_name: str | None = None, detail: str = "", uses_assets: bool = T
         line += f" · {detail}"
     print(line)
     return line
+
+
+_announced: set[str] = set()
+
+
+def announce_offline(what: str) -> None:
+    """Print the offline banner once per process for each substitution (e.g. ToyCLIP for ViT-B/32)."""
+    if what not in _announced:
+        _announced.add(what)
+        banner("offline", detail=what)

@@ -65,21 +65,32 @@ def _load_state_dict_file(path: Path, device: torch.device):
     return model.eval(), clip.clip._transform(n_px)
 
 
-def load_clip(name: str = "ViT-B/32", device: str | torch.device | None = None):
-    """Return `(model, preprocess)` for an openai model name or the path of a local state dict.
+def load_toyclip(device: str | torch.device | None = None):
+    """The course's bundled ToyCLIP (checksum-verified), with the same `(model, preprocess)` as clip.load."""
+    device = torch.device(device) if device is not None else env.get_device()
+    return _load_state_dict_file(assets.fetch("toyclip"), device)
 
-    Real mode downloads the checkpoint once into the cache (see `assets`). Offline, an uncached
-    openai model raises `assets.AssetUnavailable` with instructions.
+
+def load_clip(name: str = "ViT-B/32", device: str | torch.device | None = None):
+    """Return `(model, preprocess)` for an openai model name, "toy", or the path of a local state dict.
+
+    Real mode downloads an openai checkpoint once into the cache (see `assets`). In offline mode
+    (COURSE_OFFLINE=1, or no network and nothing cached) an openai name returns the bundled ToyCLIP
+    instead and prints a banner saying so. "toy" always returns ToyCLIP.
     """
     device = torch.device(device) if device is not None else env.get_device()
     name = str(name)
+    if name.lower() in {"toy", "toyclip"}:
+        return load_toyclip(device)
     if name in OPENAI_VIT_MODELS:
-        if env.forced_offline():
-            raise assets.AssetUnavailable(
-                f"load_clip({name!r}) needs openai's weights, but COURSE_OFFLINE=1 is set. Unset COURSE_OFFLINE "
-                "to download them (real mode), or use a local state dict: load_clip('/path/to/state_dict.pt')."
-            )
-        return _load_state_dict_file(assets.fetch(name), device)
+        reason = "COURSE_OFFLINE=1"
+        if not env.forced_offline():
+            try:
+                return _load_state_dict_file(assets.fetch(name), device)  # cached and verified, or downloaded now
+            except assets.AssetUnavailable as err:
+                reason = "not cached and no network" if env.is_offline() else f"download failed: {err}"
+        env.announce_offline(f"load_clip({name!r}) -> ToyCLIP ({reason})")
+        return load_toyclip(device)
     path = Path(name).expanduser()
     looks_like_model_name = name.startswith(("ViT-", "RN"))
     if path.exists() or path.suffix in {".pt", ".pth", ".bin"} or (not looks_like_model_name and "/" in name):
