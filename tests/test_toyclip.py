@@ -1,0 +1,104 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+import torch
+
+from course_utils import assets, toyclip
+from course_utils import toyworld as tw
+from course_utils.models import load_clip, load_toyclip, model_info
+
+import clip
+
+
+def test_training_smoke_loss_falls_and_is_deterministic():
+    """A shortened run of the real training loop (CI budget: well under 60 s), twice with the same seed."""
+    kw = dict(steps=40, batch_size=32, n_scenes=640, out=None, log_every=1000, eval_every=0)
+    model, losses = toyclip.train(**kw)
+    assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
+    model2, losses2 = toyclip.train(**kw)
+    assert losses == losses2, "same seed, same machine: training must repeat exactly"
+    assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values()))
+
+
+def test_clip_loss_is_symmetric_infonce():
+    torch.manual_seed(0)
+    img, txt, scale = torch.randn(6, 8), torch.randn(6, 8), torch.tensor(2.0)
+    logits = scale.exp() * torch.nn.functional.normalize(img, dim=-1) @ torch.nn.functional.normalize(txt, dim=-1).T
+    by_hand = (torch.nn.functional.cross_entropy(logits, torch.arange(6)) +
+               torch.nn.functional.cross_entropy(logits.T, torch.arange(6))) / 2
+    torch.testing.assert_close(toyclip.clip_loss(img, txt, scale), by_hand)
+    assert toyclip.clip_loss(img, img, torch.tensor(4.0)) < toyclip.clip_loss(img, txt, torch.tensor(4.0))
+
+
+def test_short_context_text_encoder_is_exact():
+    model = toyclip.build().eval()
+    tokens = clip.tokenize(["a red circle", "three shapes: a small blue star and a large gray ring"])
+    with torch.no_grad():
+        full = model.encode_text(tokens)
+        short = toyclip.encode_text_short(model, tokens[:, : toyclip.TRAIN_CONTEXT])
+    torch.testing.assert_close(short, full, atol=1e-5, rtol=1e-5)
+
+
+def test_training_inputs_match_clip_preprocess():
+    _, preprocess = load_toyclip(device="cpu")
+    image = tw.random_scene(5).image
+    ours = toyclip.to_input(torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy())[None])[0]
+    torch.testing.assert_close(preprocess(image), ours, atol=1e-5, rtol=0)
+
+
+def test_bundled_checkpoint_is_registered_and_loads_with_clip_load():
+    path = assets.fetch("toyclip")
+    assert path == toyclip.CHECKPOINT and assets.sha256_of(path) == assets.get("toyclip").sha256
+    assert path.stat().st_size <= 25e6
+    sd = torch.load(path, weights_only=True)
+    assert all(v.dtype == torch.float16 for k, v in sd.items() if v.is_floating_point())
+    model, preprocess = clip.load(str(path), device="cpu", jit=False)  # the very same call as for openai's weights
+    info = model_info(model)
+    assert (info.image_resolution, info.patch_size, info.grid, info.embed_dim) == (64, 8, 8, 64)
+    assert model.token_embedding.num_embeddings == 49408 and model.context_length == 77
+
+
+def test_corrupted_checkpoint_is_refused(tmp_path, monkeypatch):
+    bad = tmp_path / "toyclip.pt"
+    data = bytearray(toyclip.CHECKPOINT.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    bad.write_bytes(bytes(data))
+    monkeypatch.setattr(assets, "ROOT", tmp_path.parent)
+    monkeypatch.setitem(assets.REGISTRY, "toyclip",
+                        assets.Asset("toyclip", "x", assets.get("toyclip").sha256, "toyclip.pt", None, "test",
+                                     bundled=f"{tmp_path.name}/toyclip.pt"))
+    with pytest.raises(assets.ChecksumMismatch, match="bundled 'toyclip' .* is corrupt.*git checkout"):
+        load_clip("toy", device="cpu")
+
+
+def test_offline_fallbacks_in_a_fresh_process():
+    code = (
+        "import time; t = time.perf_counter()\n"
+        "from course_utils.models import load_clip, model_info\n"
+        "from course_utils.data import load_cifar100\n"
+        "import clip, torch, json\n"
+        "model, preprocess = load_clip('ViT-B/32')\n"
+        "ds = load_cifar100()\n"
+        "image, label = ds[0]\n"
+        "with torch.no_grad():\n"
+        "    e = model.encode_image(preprocess(image)[None]); t_ = model.encode_text(clip.tokenize(['a red circle']))\n"
+        "print(json.dumps(dict(grid=model_info(model).grid, classes=len(ds.classes), shapes=[list(e.shape), list(t_.shape)])))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", code], env={"COURSE_OFFLINE": "1", "PATH": ""},
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.strip().splitlines()
+    assert json.loads(lines[-1]) == dict(grid=8, classes=100, shapes=[[1, 64], [1, 64]])
+    banners = [line for line in lines if line.startswith("[Inside CLIP] OFFLINE")]
+    assert len(banners) == 2 and "ToyCLIP" in banners[0] and "ToyShapes" in banners[1]
+
+
+def test_bundled_model_meets_the_acceptance_figures():
+    result = toyclip.evaluate()
+    assert result["zero_shot_top1"] >= 0.95 and result["zero_shot_top5"] >= 0.99, result
+    assert result["pointing_game"] >= 0.90 and result["pointing_game_objects"] >= 500, result
+    assert result["pointing_game_tolerance_px"] == 4 and result["pointing_game_strict"] >= 0.80, result
+    assert result["checkpoint_mb"] <= 25 and result["n_test_images"] >= 2000, result

@@ -1,0 +1,49 @@
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils import toyclip
+from course_utils.zero_shot import (CIFAR100_TEMPLATES, predict, readable, topk_accuracy,
+                                    zero_shot_classifier)
+
+
+@pytest.fixture(scope="module")
+def model():
+    return toyclip.build().eval()  # random weights: shapes and algebra only
+
+
+def test_templates_are_the_clip_repository_list():
+    assert len(CIFAR100_TEMPLATES) == 18 and len(set(CIFAR100_TEMPLATES)) == 18
+    assert CIFAR100_TEMPLATES[0] == "a photo of a {}." and CIFAR100_TEMPLATES[-1] == "a photo of the big {}."
+    assert readable("lawn_mower") == "lawn mower"
+
+
+def test_classifier_shapes_and_ensemble_is_the_normalised_mean(model):
+    single = zero_shot_classifier(model, ["red_circle", "blue_star"], ("a photo of a {}.",))
+    assert single.shape == (2, 64) and torch.allclose(single.norm(dim=-1), torch.ones(2))
+    ens = zero_shot_classifier(model, ["red_circle", "blue_star"], CIFAR100_TEMPLATES[:3])
+    import clip
+
+    with torch.no_grad():
+        e = F.normalize(model.encode_text(clip.tokenize([t.format("red circle") for t in CIFAR100_TEMPLATES[:3]])), dim=-1)
+    torch.testing.assert_close(ens[0], F.normalize(e.mean(0), dim=-1), atol=1e-5, rtol=1e-5)
+
+
+def test_classifier_bad_inputs(model):
+    with pytest.raises(ValueError, match="list of class names is empty"):
+        zero_shot_classifier(model, [])
+    with pytest.raises(ValueError, match="needs a '\\{\\}'"):
+        zero_shot_classifier(model, ["cat"], ("a photo",))
+    with pytest.raises(ValueError, match="longer than CLIP's 77 tokens"):
+        zero_shot_classifier(model, ["very " * 80 + "long cat"])
+
+
+def test_predict_and_topk():
+    img = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
+    cls = torch.tensor([[10.0, 1.0], [0.0, 1.0]])
+    assert predict(img, cls).tolist() == [0, 1]
+    logits = torch.tensor([[0.1, 0.9, 0.0], [0.8, 0.1, 0.1]])
+    assert topk_accuracy(logits, torch.tensor([1, 2]), 1).item() == 0.5
+    assert topk_accuracy(logits, torch.tensor([1, 2]), 3).item() == 1.0
+    with pytest.raises(ValueError, match="k=4 must be between 1 and the number of classes \\(3\\)"):
+        topk_accuracy(logits, torch.tensor([1, 2]), 4)
