@@ -4,7 +4,7 @@
     python -m course_utils.toyclip evaluate   # prints a table; its last line is one JSON object
 
 Same architecture class as ViT-B/32 (openai's `clip.model.CLIP`), only smaller, with the real vocabulary
-(49,408 BPE tokens) and context (77), so `clip.tokenize` and `clip.load(path)` work unchanged.
+(49,408 BPE tokens) and context (77), so `clip.tokenize` and `clip.model.build_model` work unchanged.
 """
 from __future__ import annotations
 
@@ -141,7 +141,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
 
 
 def save(model, path: Path) -> None:
-    """fp16 state dict, the format openai ships and `clip.load(path, jit=False)` reads."""
+    """fp16 state dict (openai's weights are fp16 too), read back with weights_only=True by models.load_toyclip."""
     path.parent.mkdir(parents=True, exist_ok=True)
     sd = {k: (v.half() if v.is_floating_point() else v) for k, v in model.state_dict().items()}
     torch.save(sd, path)

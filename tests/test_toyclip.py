@@ -49,16 +49,30 @@ def test_training_inputs_match_clip_preprocess():
     torch.testing.assert_close(preprocess(image), ours, atol=1e-5, rtol=0)
 
 
-def test_bundled_checkpoint_is_registered_and_loads_with_clip_load():
+def test_bundled_checkpoint_is_registered_and_loads():
     path = assets.fetch("toyclip")
     assert path == toyclip.CHECKPOINT and assets.sha256_of(path) == assets.get("toyclip").sha256
     assert path.stat().st_size <= 25e6
     sd = torch.load(path, weights_only=True)
     assert all(v.dtype == torch.float16 for k, v in sd.items() if v.is_floating_point())
-    model, preprocess = clip.load(str(path), device="cpu", jit=False)  # the very same call as for openai's weights
+    model, preprocess = load_clip("toy", device="cpu")
     info = model_info(model)
     assert (info.image_resolution, info.patch_size, info.grid, info.embed_dim) == (64, 8, 8, 64)
     assert model.token_embedding.num_embeddings == 49408 and model.context_length == 77
+    assert type(model) is clip.model.CLIP
+
+
+def test_why_load_clip_does_not_call_clip_load_on_state_dicts():
+    """openai-clip 1.0.1's clip.load tries torch.jit.load on the open file, then torch.load on the *same, consumed*
+    handle without rewinding it; with torch 2.14 that fails for every plain state dict (it only reads TorchScript
+    archives, which can't be loaded with weights_only=True). course_utils therefore runs the body of clip.load's
+    jit=False branch itself: clip.model.build_model + the same preprocess. If this test starts failing, upstream has
+    fixed the bug and load_clip could call clip.load directly."""
+    with pytest.raises(EOFError):
+        clip.load(str(toyclip.CHECKPOINT), device="cpu", jit=False)
+    ours, _ = load_clip("toy", device="cpu")
+    reference = clip.model.build_model(torch.load(toyclip.CHECKPOINT, weights_only=True)).float()
+    assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), reference.state_dict().values()))
 
 
 def test_corrupted_checkpoint_is_refused(tmp_path, monkeypatch):
