@@ -148,14 +148,16 @@ def save(model, path: Path) -> None:
 
 
 # ---- evaluation ---------------------------------------------------------------------------------------------
-def readable(classname: str) -> str:
-    return classname.replace("_", " ")
-
-
-@torch.inference_mode()
 def class_text_embeddings(model, classnames, template: str = PROMPT) -> torch.Tensor:
-    tokens = _clip().tokenize([template.format(readable(c)) for c in classnames])
-    return F.normalize(model.encode_text(tokens).float(), dim=-1)  # [C, d]
+    """[C, d] unit-norm class embeddings from one prompt template (see zero_shot.zero_shot_classifier)."""
+    from .zero_shot import zero_shot_classifier
+
+    return zero_shot_classifier(model, classnames, (template,))
+
+
+def pil_batch(images) -> torch.Tensor:
+    """PIL images (all the same size) -> uint8 [B, 3, H, W], the input of `to_input`."""
+    return torch.stack([torch.from_numpy(np.asarray(im.convert("RGB")).transpose(2, 0, 1).copy()) for im in images])
 
 
 @torch.inference_mode()
@@ -166,7 +168,7 @@ def zero_shot(model, dataset, batch_size: int = 500):
     seconds = 0.0
     for lo in range(0, len(dataset), batch_size):
         items = [dataset[i] for i in range(lo, min(lo + batch_size, len(dataset)))]
-        x = to_input(torch.stack([torch.from_numpy(np.asarray(im).transpose(2, 0, 1).copy()) for im, _ in items]))
+        x = to_input(pil_batch(im for im, _ in items))
         labels = torch.tensor([lab for _, lab in items])
         t0 = time.perf_counter()
         emb = F.normalize(model.encode_image(x).float(), dim=-1)
@@ -193,7 +195,7 @@ def pointing_game(model, n_scenes: int = 300, relative: bool = True) -> dict:
     hits = strict = total = 0
     for lo in range(0, n_scenes, 50):
         batch = scenes[lo: lo + 50]
-        x = to_input(torch.stack([torch.from_numpy(np.asarray(s.image).transpose(2, 0, 1).copy()) for s in batch]))
+        x = to_input(pil_batch(s.image for s in batch))
         maps = token_maps(model, x, text)  # [B, C, H, W]: every class prompt's map at image resolution
         if relative:
             maps = maps - maps.mean(dim=1, keepdim=True)
