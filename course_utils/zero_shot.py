@@ -57,3 +57,42 @@ def zero_shot_classifier(model, classnames, templates=SINGLE_TEMPLATE, batch_siz
                      for i in range(0, len(tokens), batch_size)])
     emb = F.normalize(emb, dim=-1).view(len(classnames), len(templates), -1).mean(dim=1)  # [C, d]
     return F.normalize(emb, dim=-1)
+
+
+class _Collate:
+    """Turn a list of (PIL image, label) into a preprocessed batch (a class, so DataLoader workers can pickle it)."""
+
+    def __init__(self, preprocess):
+        self.preprocess = preprocess
+
+    def __call__(self, batch):
+        images = torch.stack([self.preprocess(image) for image, _ in batch])  # [B, 3, R, R]
+        return images, torch.tensor([label for _, label in batch])
+
+
+@torch.inference_mode()
+def evaluate_zero_shot(model, dataset, classifier: torch.Tensor, preprocess, batch_size: int = 64,
+                       indices=None, num_workers: int = 0, progress: bool = True) -> dict:
+    """Top-1/top-5 accuracy of `model` on `dataset` (PIL images) against class embeddings `classifier` [C, d].
+
+    The text side is encoded once (the classifier); images go through in batches. `indices` evaluates a subset
+    (e.g. notebook 03's FAST mode). Returns top1, top5, n, and the predictions and labels for error analysis.
+    """
+    from torch.utils.data import DataLoader, Subset
+    from tqdm.auto import tqdm
+
+    if indices is not None:
+        bad = [i for i in indices if not 0 <= i < len(dataset)]
+        if bad:
+            raise IndexError(f"evaluate_zero_shot: index {bad[0]} is out of range for a dataset of {len(dataset)} images.")
+        dataset = Subset(dataset, list(indices))
+    device = next(model.parameters()).device
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_Collate(preprocess))
+    top5_all, labels_all = [], []
+    for images, labels in tqdm(loader, desc="zero-shot", disable=not progress):
+        emb = F.normalize(model.encode_image(images.to(device)).float(), dim=-1)  # [B, d]
+        top5_all.append((emb @ classifier.T).topk(min(5, len(classifier)), dim=-1).indices.cpu())  # [B, 5]
+        labels_all.append(labels)
+    top5, labels = torch.cat(top5_all), torch.cat(labels_all)
+    return dict(top1=(top5[:, 0] == labels).float().mean().item(), top5=(top5 == labels[:, None]).any(-1).float().mean().item(),
+                n=len(labels), predictions=top5[:, 0], labels=labels)

@@ -47,3 +47,22 @@ def test_predict_and_topk():
     assert topk_accuracy(logits, torch.tensor([1, 2]), 3).item() == 1.0
     with pytest.raises(ValueError, match="k=4 must be between 1 and the number of classes \\(3\\)"):
         topk_accuracy(logits, torch.tensor([1, 2]), 4)
+
+
+def test_evaluate_zero_shot_agrees_with_the_toyclip_evaluator():
+    """Two independent implementations (DataLoader + classifier vs toyclip's tensor path) give the same accuracy."""
+    from course_utils import toyworld as tw
+    from course_utils.models import load_clip
+    from course_utils.zero_shot import evaluate_zero_shot
+
+    model, preprocess = load_clip("toy", device="cpu")
+    ds = tw.ToyShapes(train=False, n=300)
+    classifier = zero_shot_classifier(model, ds.classes, (toyclip.PROMPT,))
+    result = evaluate_zero_shot(model, ds, classifier, preprocess, batch_size=50, progress=False)
+    top1, top5, _ = toyclip.zero_shot(model, ds)
+    assert result["n"] == 300 and abs(result["top1"] - top1) < 1e-6 and abs(result["top5"] - top5) < 1e-6  # same count of 300
+    assert result["top1"] > 0.9  # the bundled model, on its own world
+    sub = evaluate_zero_shot(model, ds, classifier, preprocess, indices=range(0, 300, 3), progress=False)
+    assert sub["n"] == 100 and torch.equal(sub["labels"], result["labels"][::3])
+    with pytest.raises(IndexError, match="index 300 is out of range for a dataset of 300"):
+        evaluate_zero_shot(model, ds, classifier, preprocess, indices=[0, 300], progress=False)
