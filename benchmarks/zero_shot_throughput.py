@@ -11,7 +11,6 @@ one JSON object with `batched_over_seed_loop` (images/s batched ÷ images/s seed
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import time
 import warnings
@@ -26,6 +25,7 @@ import clip  # noqa: E402
 
 from course_utils import toyworld as tw  # noqa: E402
 from course_utils.models import random_clip  # noqa: E402
+from course_utils.report import print_result  # noqa: E402
 from course_utils.zero_shot import evaluate_zero_shot, readable, zero_shot_classifier  # noqa: E402
 
 
@@ -70,10 +70,7 @@ def main(argv=None) -> int:
                   seed_loop_images=args.seed_images, seed_loop_images_per_s=round(seed_ips, 3),
                   batched_images=args.batched_images, batch_size=args.batch_size,
                   batched_images_per_s=round(batched_ips, 2), batched_over_seed_loop=round(batched_ips / seed_ips, 1))
-    width = max(map(len, result))
-    for key, value in result.items():
-        print(f"{key:<{width}}  {value}")
-    print(json.dumps(result))
+    print_result(result)
     return 0
 
 

@@ -51,7 +51,7 @@ def decompose(model, images: torch.Tensor) -> Decomposition:
     trace = trace_vit(model, images)
     r = trace.final_cls.float()  # [B, D]
     sigma = torch.sqrt(r.var(dim=-1, unbiased=False) + visual.ln_post.eps)  # [B]
-    L, (B, N, D) = len(trace.values), trace.residuals[0].shape
+    L, N = len(trace.values), trace.residuals[0].shape[1]
     H = trace.values[0].shape[1]
     attn_parts = []
     for block, probs, v in zip(visual.transformer.resblocks, trace.attn_probs, trace.values):

@@ -9,9 +9,7 @@ Same architecture class as ViT-B/32 (openai's `clip.model.CLIP`), only smaller, 
 from __future__ import annotations
 
 import argparse
-import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +20,7 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import toyworld as tw
+from .report import print_result
 
 ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = ROOT / "data" / "toyclip.pt"
@@ -240,10 +239,7 @@ def main(argv=None) -> int:
         train(args.steps, args.batch_size, args.scenes, seed=args.seed, out=args.out)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes)
-    width = max(map(len, result))
-    for k, v in result.items():
-        print(f"{k:<{width}}  {v}")
-    print(json.dumps(result))
+    print_result(result)
     return 0
 
 

@@ -3,7 +3,6 @@ import io
 import pickle
 import tarfile
 
-import pytest
 
 from course_utils import assets
 from course_utils.data import load_cifar100
