@@ -125,6 +125,73 @@ exercise(
 )
 
 
+# ---- notebook 03: zero-shot CIFAR-100 ------------------------------------------------------------------
+exercise(
+    "zero_shot_probabilities",
+    _lazy("zero_shot", "probabilities"),
+    lambda: [(_rand(4, 8, seed=40) - 0.5, _rand(10, 8, seed=41) - 0.5), (_rand(2, 3, seed=42) * 5, _rand(5, 3, seed=43))],
+    notes="cosine similarity (normalise both sides), times 100, then softmax over the classes (the last axis)",
+)
+exercise(
+    "ensemble_embeddings",
+    _lazy("zero_shot", "ensemble_embeddings"),
+    lambda: [(_rand(5, 3, 8, seed=44) - 0.5,), (_rand(2, 18, 4, seed=45) * torch.arange(1.0, 19.0)[None, :, None],)],
+    notes="normalise each prompt embedding first (or long prompts dominate), average over templates, normalise again",
+)
+exercise(
+    "per_group_accuracy",
+    _lazy("zero_shot", "per_group_accuracy"),
+    lambda: [(torch.tensor([0, 1, 2, 3, 3, 0]), torch.tensor([0, 1, 3, 2, 3, 1]), torch.tensor([0, 0, 1, 1])),
+             ((torch.arange(40) * 7) % 10, torch.arange(40) % 10, torch.arange(10) // 5)],
+    notes="an image's group is the group of its TRUE label; result [G] = correct / total per group",
+)
+exercise(
+    "confusion_matrix",
+    _lazy("zero_shot", "confusion_matrix"),
+    lambda: [(torch.tensor([0, 1, 2, 2, 0]), torch.tensor([0, 2, 2, 1, 0]), 3), ((torch.arange(30) * 3) % 7, torch.arange(30) % 7, 7)],
+    notes="rows are the true class, columns the predicted class; entries are counts",
+)
+
+
+# ---- notebook 04: inside CLIP's ViT ---------------------------------------------------------------------
+def _block_case(width: int, seed: int) -> dict:
+    g = _gen(seed)
+    def r(*shape, scale=0.2):
+        return torch.randn(*shape, generator=g) * scale
+    return {"ln_1.weight": 1 + r(width), "ln_1.bias": r(width), "attn.in_proj_weight": r(3 * width, width),
+            "attn.in_proj_bias": r(3 * width), "attn.out_proj.weight": r(width, width), "attn.out_proj.bias": r(width),
+            "ln_2.weight": 1 + r(width), "ln_2.bias": r(width), "mlp.c_fc.weight": r(4 * width, width),
+            "mlp.c_fc.bias": r(4 * width), "mlp.c_proj.weight": r(width, 4 * width), "mlp.c_proj.bias": r(width)}
+
+
+exercise(
+    "patchify",
+    _lazy("inside_vit", "patchify"),
+    lambda: [(_rand(2, 3, 16, 16, seed=50), 8), (_rand(1, 3, 12, 12, seed=51), 4)],
+    notes="patches in reading order (row by row); inside a patch: channel, then row, then column",
+)
+exercise("quick_gelu", _lazy("inside_vit", "quick_gelu"), lambda: [(torch.linspace(-6, 6, 25),), (_rand(3, 4, seed=52) * 4 - 2,)])
+exercise(
+    "multihead_self_attention",
+    _lazy("inside_vit", "multihead_self_attention"),
+    lambda: [(_rand(2, 5, 8, seed=53) - 0.5, _rand(24, 8, seed=54) - 0.5, _rand(24, seed=55) - 0.5,
+              _rand(8, 8, seed=56) - 0.5, _rand(8, seed=57) - 0.5, 2)],
+    notes="in_proj_weight stacks W_q, W_k, W_v as rows: chunk into 3 along the output axis; scale by sqrt(d_head)",
+)
+exercise(
+    "residual_block",
+    _lazy("inside_vit", "residual_block"),
+    lambda: [(_rand(2, 5, 8, seed=58) - 0.5, _block_case(8, 59), 2), (_rand(1, 3, 12, seed=60) * 2, _block_case(12, 61), 3)],
+    notes="pre-norm: x + attn(ln_1(x)), then x + mlp(ln_2(x)); LayerNorm eps is 1e-5; QuickGELU, not GELU",
+)
+exercise(
+    "cls_attention_maps",
+    _lazy("inside_vit", "cls_attention_maps"),
+    lambda: [(torch.softmax(_rand(2, 3, 10, 10, seed=62) * 4, -1),), (torch.softmax(_rand(1, 2, 50, 50, seed=63), -1),)],
+    notes="row 0 is the CLS query; drop the CLS key (column 0); reshape the rest to the square grid",
+)
+
+
 # ---- comparison ----------------------------------------------------------------------------------------
 def _as_tensor(x) -> torch.Tensor | None:
     if isinstance(x, torch.Tensor):
@@ -173,7 +240,12 @@ def compare(got, expected, atol: float = ATOL) -> str | None:
 def _describe(args: tuple) -> str:
     out = []
     for a in args:
-        out.append(f"tensor{tuple(a.shape)}" if isinstance(a, torch.Tensor) else repr(a))
+        if isinstance(a, torch.Tensor):
+            out.append(f"tensor{tuple(a.shape)}")
+        elif isinstance(a, dict):
+            out.append("{" + ", ".join(f"{k!r}: tensor{tuple(v.shape)}" for k, v in list(a.items())[:3]) + ", ...}")
+        else:
+            out.append(repr(a))
     return "(" + ", ".join(out) + ")"
 
 

@@ -36,3 +36,45 @@ def load_cifar100(train: bool = False, transform=None):
 
     env.announce_offline(f"load_cifar100() -> ToyShapes, the toy world's 100 colour x shape classes ({reason})")
     return ToyShapes(train=train, transform=transform)
+
+
+# CIFAR-100's 20 superclasses ("coarse labels"), 5 fine classes each, as listed on the dataset's page.
+CIFAR100_SUPERCLASSES = {
+    "aquatic_mammals": ("beaver", "dolphin", "otter", "seal", "whale"),
+    "fish": ("aquarium_fish", "flatfish", "ray", "shark", "trout"),
+    "flowers": ("orchid", "poppy", "rose", "sunflower", "tulip"),
+    "food_containers": ("bottle", "bowl", "can", "cup", "plate"),
+    "fruit_and_vegetables": ("apple", "mushroom", "orange", "pear", "sweet_pepper"),
+    "household_electrical_devices": ("clock", "keyboard", "lamp", "telephone", "television"),
+    "household_furniture": ("bed", "chair", "couch", "table", "wardrobe"),
+    "insects": ("bee", "beetle", "butterfly", "caterpillar", "cockroach"),
+    "large_carnivores": ("bear", "leopard", "lion", "tiger", "wolf"),
+    "large_man-made_outdoor_things": ("bridge", "castle", "house", "road", "skyscraper"),
+    "large_natural_outdoor_scenes": ("cloud", "forest", "mountain", "plain", "sea"),
+    "large_omnivores_and_herbivores": ("camel", "cattle", "chimpanzee", "elephant", "kangaroo"),
+    "medium_mammals": ("fox", "porcupine", "possum", "raccoon", "skunk"),
+    "non-insect_invertebrates": ("crab", "lobster", "snail", "spider", "worm"),
+    "people": ("baby", "boy", "girl", "man", "woman"),
+    "reptiles": ("crocodile", "dinosaur", "lizard", "snake", "turtle"),
+    "small_mammals": ("hamster", "mouse", "rabbit", "shrew", "squirrel"),
+    "trees": ("maple_tree", "oak_tree", "palm_tree", "pine_tree", "willow_tree"),
+    "vehicles_1": ("bicycle", "bus", "motorcycle", "pickup_truck", "train"),
+    "vehicles_2": ("lawn_mower", "rocket", "streetcar", "tank", "tractor"),
+}
+
+
+def superclasses(dataset):
+    """(superclass names, [C] superclass index of each class) for CIFAR-100 or ToyShapes."""
+    import torch
+
+    from . import toyworld
+
+    if list(dataset.classes) == list(toyworld.CLASSES):
+        groups = [toyworld.superclass_of(i) for i in range(len(dataset.classes))]
+        return list(toyworld.SUPERCLASSES), torch.tensor(groups)
+    names = list(CIFAR100_SUPERCLASSES)
+    group_of = {fine: g for g, fines in enumerate(CIFAR100_SUPERCLASSES.values()) for fine in fines}
+    missing = [c for c in dataset.classes if c not in group_of]
+    if missing:
+        raise ValueError(f"superclasses: {missing[:3]} are not CIFAR-100 or toy-world classes.")
+    return names, torch.tensor([group_of[c] for c in dataset.classes])

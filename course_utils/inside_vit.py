@@ -38,13 +38,67 @@ def patch_tokens(visual, images: torch.Tensor) -> torch.Tensor:
     return visual.ln_pre(x)
 
 
+def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
+    """[B, 3, R, R] -> [B, g², 3·p·p]: each patch flattened channel-first, the order of conv1.weight's inputs.
+
+    With this order, `patchify(x, p) @ conv1.weight.flatten(1).T` equals the patch conv (notebook 04).
+    """
+    return rearrange(images, "b c (gh p1) (gw p2) -> b (gh gw) (c p1 p2)", p1=patch, p2=patch)
+
+
+def quick_gelu(x: torch.Tensor) -> torch.Tensor:
+    """CLIP's MLP activation: x · sigmoid(1.702 x), a cheap approximation of GELU."""
+    return x * torch.sigmoid(1.702 * x)
+
+
+def attention_heads(y: torch.Tensor, in_proj_weight, in_proj_bias, n_heads: int):
+    """Normalised tokens y [B, N, D] -> (probs [B, H, N, N], values [B, H, N, d_h]) with in_proj's q, k, v."""
+    q, k, v = (y @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)  # [B, N, D] each
+    q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=n_heads) for t in (q, k, v))
+    probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # [B, H, N, N]
+    return probs, v
+
+
+def multihead_self_attention(y, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias, n_heads: int):
+    """nn.MultiheadAttention(y, y, y) written out: y [B, N, D] -> [B, N, D]."""
+    probs, v = attention_heads(y, in_proj_weight, in_proj_bias, n_heads)
+    heads = rearrange(probs @ v, "b h n d -> b n (h d)")  # concatenate the heads, [B, N, D]
+    return heads @ out_proj_weight.T + out_proj_bias
+
+
+def layer_norm(x: torch.Tensor, weight, bias, eps: float = 1e-5) -> torch.Tensor:
+    mean, var = x.mean(-1, keepdim=True), x.var(-1, keepdim=True, unbiased=False)
+    return (x - mean) / torch.sqrt(var + eps) * weight + bias
+
+
+def residual_block(x: torch.Tensor, p: dict, n_heads: int) -> torch.Tensor:
+    """One ResidualAttentionBlock by hand. x [B, N, D]; p = block_params(block) -> [B, N, D].
+
+    x = x + attn(ln_1(x));  x = x + c_proj(quick_gelu(c_fc(ln_2(x))))
+    """
+    y = layer_norm(x, p["ln_1.weight"], p["ln_1.bias"])
+    x = x + multihead_self_attention(y, p["attn.in_proj_weight"], p["attn.in_proj_bias"],
+                                     p["attn.out_proj.weight"], p["attn.out_proj.bias"], n_heads)
+    h = quick_gelu(layer_norm(x, p["ln_2.weight"], p["ln_2.bias"]) @ p["mlp.c_fc.weight"].T + p["mlp.c_fc.bias"])
+    return x + h @ p["mlp.c_proj.weight"].T + p["mlp.c_proj.bias"]
+
+
+def block_params(block) -> dict:
+    """A block's weights as a plain {name: tensor} dict (detached, float32)."""
+    return {name: t.detach().float() for name, t in block.state_dict().items()}
+
+
+def cls_attention_maps(probs: torch.Tensor) -> torch.Tensor:
+    """Attention probabilities [B, H, N, N] -> [B, H, g, g]: how much the CLS query attends to each patch."""
+    cls_to_patches = probs[:, :, 0, 1:]  # [B, H, g²]: query = CLS (row 0), keys = patches (CLS key dropped)
+    grid = math.isqrt(cls_to_patches.shape[-1])
+    return rearrange(cls_to_patches, "b h (gh gw) -> b h gh gw", gh=grid, gw=grid)
+
+
 def block_attention(block, x: torch.Tensor):
     """One block's attention written out. x [B, N, D] -> (probs [B,H,N,N], values [B,H,N,d_h], out [B,N,D])."""
     attn = block.attn
-    y = block.ln_1(x)
-    q, k, v = (y @ attn.in_proj_weight.T + attn.in_proj_bias).chunk(3, dim=-1)  # [B, N, D] each
-    q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=attn.num_heads) for t in (q, k, v))
-    probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # [B, H, N, N]
+    probs, v = attention_heads(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias, attn.num_heads)
     heads = rearrange(probs @ v, "b h n d -> b n (h d)")  # concatenated heads, [B, N, D]
     return probs, v, attn.out_proj(heads)
 

@@ -55,8 +55,90 @@ def zero_shot_classifier(model, classnames, templates=SINGLE_TEMPLATE, batch_siz
         raise ValueError(f"zero_shot_classifier: a prompt is longer than CLIP's 77 tokens ({err}). Shorten it.") from err
     emb = torch.cat([model.encode_text(tokens[i: i + batch_size].to(device)).float()
                      for i in range(0, len(tokens), batch_size)])
-    emb = F.normalize(emb, dim=-1).view(len(classnames), len(templates), -1).mean(dim=1)  # [C, d]
-    return F.normalize(emb, dim=-1)
+    return ensemble_embeddings(emb.view(len(classnames), len(templates), -1))  # [C, d]
+
+
+def ensemble_embeddings(text_emb: torch.Tensor) -> torch.Tensor:
+    """[C, T, d] prompt embeddings (T templates per class) -> [C, d]: normalise, mean over templates, normalise."""
+    return F.normalize(F.normalize(text_emb, dim=-1).mean(dim=1), dim=-1)
+
+
+def probabilities(image_emb: torch.Tensor, class_emb: torch.Tensor, scale: float = 100.0) -> torch.Tensor:
+    """[B, d] images, [C, d] classes -> [B, C]: softmax over classes of `scale` x cosine similarity.
+
+    100 is (about) the temperature CLIP learned: exp(logit_scale) is clamped at 100 during training.
+    """
+    return (scale * F.normalize(image_emb, dim=-1) @ F.normalize(class_emb, dim=-1).T).softmax(dim=-1)
+
+
+def per_group_accuracy(predictions: torch.Tensor, labels: torch.Tensor, group_of_class: torch.Tensor) -> torch.Tensor:
+    """Top-1 accuracy within each group of classes (e.g. CIFAR-100's 20 superclasses).
+
+    predictions, labels: [N] class indices; group_of_class: [C] group index of each class -> [G] accuracies,
+    where an image belongs to the group of its *true* class. A group with no images gets NaN.
+    """
+    groups = group_of_class[labels]  # [N]
+    n_groups = int(group_of_class.max()) + 1
+    correct = torch.zeros(n_groups).index_add_(0, groups, (predictions == labels).float())
+    total = torch.zeros(n_groups).index_add_(0, groups, torch.ones(len(labels)))
+    return correct / total
+
+
+def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
+    """[C, C] counts: row = true class, column = predicted class."""
+    flat = labels * n_classes + predictions  # [N]: one bin per (true, predicted) pair
+    return torch.bincount(flat, minlength=n_classes * n_classes).view(n_classes, n_classes)
+
+
+def most_confused(confusion: torch.Tensor, k: int = 10) -> list[tuple[int, int, int]]:
+    """The k largest off-diagonal entries of a confusion matrix as (true, predicted, count), largest first."""
+    off = confusion.clone()
+    off.fill_diagonal_(0)
+    counts, flat = off.flatten().topk(k)
+    n = confusion.shape[0]
+    return [(int(i) // n, int(i) % n, int(c)) for c, i in zip(counts, flat) if c > 0]
+
+
+def as_rgb(image) -> "PIL.Image.Image":
+    """Any PIL image -> RGB. Grayscale is repeated over 3 channels; transparency is composited on white."""
+    from PIL import Image
+
+    if not isinstance(image, Image.Image):
+        raise TypeError(f"expected a PIL image, got {type(image).__name__}. "
+                        "Load files with PIL.Image.open(path); wrap arrays with PIL.Image.fromarray(array).")
+    if image.mode == "RGB":
+        return image
+    if image.mode in ("RGBA", "LA", "P", "PA"):
+        rgba = image.convert("RGBA")
+        white = Image.new("RGBA", rgba.size, (255, 255, 255, 255))
+        return Image.alpha_composite(white, rgba).convert("RGB")
+    return image.convert("RGB")
+
+
+@torch.inference_mode()
+def classify(model, preprocess, image, classifier: torch.Tensor, classnames, k: int = 5) -> list[tuple[str, float]]:
+    """Seed 003's cell as a function: the top-k (class name, probability) for one PIL image of any mode."""
+    if len(classnames) != len(classifier):
+        raise ValueError(f"classify: {len(classnames)} class names but {len(classifier)} class embeddings.")
+    device = next(model.parameters()).device
+    x = preprocess(as_rgb(image)).unsqueeze(0).to(device)  # [1, 3, R, R]
+    probs = probabilities(model.encode_image(x).float(), classifier)[0]  # [C]
+    values, idx = probs.topk(min(k, len(classnames)))
+    return [(classnames[i], v.item()) for v, i in zip(values, idx)]
+
+
+def example(dataset, index: int):
+    """dataset[index] with an error that says what the valid indices are."""
+    import operator
+
+    try:
+        index = operator.index(index)
+    except TypeError:
+        raise TypeError(f"image index must be a whole number, got {index!r}.") from None
+    if not 0 <= index < len(dataset):
+        raise IndexError(f"image index {index!r} is out of range: this test set has {len(dataset)} images, "
+                         f"so use 0 to {len(dataset) - 1}.")
+    return dataset[index]
 
 
 class _Collate:

@@ -1,0 +1,59 @@
+"""Notebook 04's claims, on openai's real architectures with random weights."""
+import pytest
+import torch
+
+from course_utils import inside_vit as iv
+from course_utils.models import random_clip
+
+
+@pytest.fixture(scope="module", params=["ViT-B/32", "ViT-B/16"])
+def model(request):
+    return random_clip(request.param)
+
+
+@torch.no_grad()
+def test_one_block_by_hand_equals_the_models_block(model):
+    visual = model.visual
+    x = iv.patch_tokens(visual, torch.randn(2, 3, 224, 224))  # [B, N, D], the first block's input
+    for i in (0, len(visual.transformer.resblocks) - 1):
+        block = visual.transformer.resblocks[i]
+        theirs = block(x.transpose(0, 1)).transpose(0, 1)  # openai's blocks take [N, B, D]
+        ours = iv.residual_block(x, iv.block_params(block), block.attn.num_heads)
+        rel = (ours - theirs).abs().max() / theirs.abs().max()
+        assert rel < 1e-5, f"block {i}: relative difference {rel:.2e}"
+        x = theirs
+
+
+@torch.no_grad()
+def test_patch_conv_is_a_linear_map_on_flattened_patches(model):
+    visual = model.visual
+    images = torch.randn(2, 3, 224, 224)
+    patch = visual.conv1.kernel_size[0]
+    conv = visual.conv1(images).flatten(2).transpose(1, 2)  # [B, g², D]
+    linear = iv.patchify(images, patch) @ visual.conv1.weight.flatten(1).T
+    assert linear.shape == conv.shape == (2, (224 // patch) ** 2, visual.conv1.out_channels)
+    torch.testing.assert_close(linear, conv, atol=1e-4, rtol=1e-4)
+
+
+@torch.no_grad()
+def test_attention_and_cls_maps(model):
+    visual = model.visual
+    x = iv.patch_tokens(visual, torch.randn(1, 3, 224, 224))
+    block = visual.transformer.resblocks[0]
+    y = block.ln_1(x)
+    theirs = block.attn(y.transpose(0, 1), y.transpose(0, 1), y.transpose(0, 1), need_weights=False)[0].transpose(0, 1)
+    a = block.attn
+    ours = iv.multihead_self_attention(y, a.in_proj_weight, a.in_proj_bias, a.out_proj.weight, a.out_proj.bias, a.num_heads)
+    torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
+    probs, _, _ = iv.block_attention(block, x)
+    maps = iv.cls_attention_maps(probs)
+    grid = 224 // visual.conv1.kernel_size[0]
+    assert maps.shape == (1, a.num_heads, grid, grid)
+    torch.testing.assert_close(maps.sum((-1, -2)), 1 - probs[:, :, 0, 0])  # everything CLS doesn't give itself
+
+
+def test_quick_gelu_is_the_models_activation():
+    x = torch.linspace(-5, 5, 101)
+    from clip.model import QuickGELU
+
+    torch.testing.assert_close(iv.quick_gelu(x), QuickGELU()(x))
