@@ -8,3 +8,9 @@ env (mode, device, seeds, banner) · assets (downloads with checksums) · models
 """
 
 __version__ = "0.1.0"
+
+import warnings
+
+# openai-clip 1.0.1 imports pkg_resources, which prints a deprecation warning on every first `import clip`.
+# It is noise for learners (the pin setuptools<81 keeps it working), so hide that one message only.
+warnings.filterwarnings("ignore", message="pkg_resources is deprecated")

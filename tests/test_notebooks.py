@@ -85,6 +85,11 @@ def test_stored_outputs_are_clean(path):
             assert not cell.outputs, f"{cell.id} is tagged 'varies' but has stored outputs"
 
 
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
+def test_every_notebook_has_at_least_four_checked_exercises(path):
+    assert len(exercises_of(load(path))) >= 4
+
+
 def test_notebook_01_has_enough_exercises_and_checks_its_prints():
     nb = load(NOTEBOOKS[0])
     assert len(exercises_of(nb)) >= 5
