@@ -192,6 +192,71 @@ exercise(
 )
 
 
+# ---- notebook 05: decomposing CLIP ------------------------------------------------------------------------
+exercise(
+    "linearised_layer_norm",
+    _lazy("decompose", "linearised_layer_norm"),
+    lambda: [(_rand(2, 5, 8, seed=70) - 0.5, _rand(2, 8, seed=71) * 3, _rand(8, seed=72) + 0.5),
+             (_rand(1, 3, 6, seed=73) * 10, _rand(1, 6, seed=74) - 0.5, torch.ones(6))],
+    notes="centre each PART over its own D entries; divide by σ of the full RESIDUAL (biased variance, eps 1e-5); times γ",
+)
+exercise(
+    "head_token_terms",
+    _lazy("decompose", "head_token_terms"),
+    lambda: [(torch.softmax(_rand(2, 3, 5, seed=75) * 3, -1), _rand(2, 3, 5, 4, seed=76) - 0.5, _rand(12, 12, seed=77) - 0.5),
+             (torch.softmax(_rand(1, 2, 4, seed=78), -1), _rand(1, 2, 4, 3, seed=79), _rand(6, 6, seed=80))],
+    notes="head h uses columns h·d_h:(h+1)·d_h of out_proj_weight (its slice of the concatenated heads); output [B, N, H, D]",
+)
+exercise(
+    "fold_ln_proj",
+    _lazy("decompose", "fold_ln_proj"),
+    lambda: [(_rand(8, seed=81) + 0.5, _rand(8, 4, seed=82) - 0.5), (torch.ones(5), _rand(5, 3, seed=83))],
+    notes="G = γ[:, None] * proj, then subtract the mean over the D rows: that is what centring p does",
+)
+exercise(
+    "mean_ablated_sum",
+    _lazy("ablation", "mean_ablated_sum"),
+    lambda: [(_rand(6, 4, 3, seed=84), torch.tensor([True, False, False, True])), (_rand(5, 2, 2, seed=85), torch.tensor([False, False]))],
+    notes="the mean is over images (dim 0), one mean per part; then sum over parts",
+)
+
+
+# ---- notebook 06: TextSpan ---------------------------------------------------------------------------------
+def _planted_head(seed: int):
+    """Head outputs varying along 3 of 12 unit texts (strengths 3, 2, 1): a case with a clear greedy order."""
+    g = _gen(seed)
+    texts = torch.nn.functional.normalize(torch.randn(12, 8, generator=g), dim=-1)
+    coeff = torch.randn(200, 3, generator=g) * torch.tensor([3.0, 2.0, 1.0])
+    return coeff @ texts[[4, 9, 1]] + 0.05 * torch.randn(200, 8, generator=g) + 2.0, texts
+
+
+exercise(
+    "restrict_to_top_directions",
+    _lazy("textspan", "restrict_to_top_directions"),
+    lambda: [(_rand(5, 6, seed=86) - 0.5, _rand(40, 6, seed=87) * torch.tensor([5.0, 3, 1, 0.5, 0.2, 0.1]), 2),
+             (_planted_head(88)[1], _planted_head(88)[0], 3)],
+    notes="centre the outputs first; torch.linalg.svd(...).Vh[:rank] are the top directions; project with basis.T @ basis",
+)
+exercise(
+    "projection_variance",
+    _lazy("textspan", "projection_variance"),
+    lambda: [(_rand(30, 4, seed=89), _rand(7, 4, seed=90) - 0.5)],
+    notes="dot every output with every text ([K, M]), then torch's .var over the images (dim 0, unbiased default)",
+)
+exercise(
+    "remove_direction",
+    _lazy("textspan", "remove_direction"),
+    lambda: [(_rand(5, 4, seed=91), _rand(4, seed=92) * 3), (_rand(4, seed=93), torch.tensor([0.0, 2.0, 0.0, 0.0]))],
+    notes="normalise the direction first; subtract (x · u) u",
+)
+exercise(
+    "textspan_greedy",
+    _lazy("textspan", "greedy_indices"),
+    lambda: [(*_planted_head(94), 3, 4), (*_planted_head(95), 2, 8)],
+    notes="normalise texts, restrict them, then repeat: pick argmax variance, remove its direction from BOTH outputs and texts",
+)
+
+
 # ---- comparison ----------------------------------------------------------------------------------------
 def _as_tensor(x) -> torch.Tensor | None:
     if isinstance(x, torch.Tensor):

@@ -103,23 +103,39 @@ def block_attention(block, x: torch.Tensor):
     return probs, v, attn.out_proj(heads)
 
 
-def trace_vit(model, images: torch.Tensor) -> ViTTrace:
-    visual = getattr(model, "visual", model)
+def check_images(visual, images: torch.Tensor) -> None:
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"trace_vit expects images [B, 3, H, W]; got {tuple(images.shape)}. Use the model's preprocess.")
     if images.shape[-1] != visual.input_resolution:
         raise ValueError(f"trace_vit: images are {images.shape[-1]} px but the model expects {visual.input_resolution} px.")
+
+
+def run_blocks(visual, images: torch.Tensor):
+    """Yield (x_in, probs, values, attn_out, mlp_out, x_out) block by block, keeping nothing from earlier blocks.
+
+    The streaming form of trace_vit, for analyses that must not hold every block's tensors at once.
+    """
+    check_images(visual, images)
     x = patch_tokens(visual, images)
-    residuals, probs_all, values, attn_outs, mlp_outs = [x], [], [], [], []
     for block in visual.transformer.resblocks:
         probs, v, attn_out = block_attention(block, x)
-        x = x + attn_out
-        mlp_out = block.mlp(block.ln_2(x))
-        x = x + mlp_out
-        residuals.append(x)
+        mid = x + attn_out
+        mlp_out = block.mlp(block.ln_2(mid))
+        out = mid + mlp_out
+        yield x, probs, v, attn_out, mlp_out, out
+        x = out
+
+
+def trace_vit(model, images: torch.Tensor) -> ViTTrace:
+    visual = getattr(model, "visual", model)
+    check_images(visual, images)
+    residuals, probs_all, values, attn_outs, mlp_outs = [], [], [], [], []
+    for x_in, probs, v, attn_out, mlp_out, x in run_blocks(visual, images):
+        residuals.append(x_in)
         probs_all.append(probs)
         values.append(v)
         attn_outs.append(attn_out)
         mlp_outs.append(mlp_out)
+    residuals.append(x)
     embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, embed_dim]
     return ViTTrace(residuals, probs_all, values, attn_outs, mlp_outs, embedding)

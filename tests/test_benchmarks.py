@@ -15,3 +15,13 @@ def test_zero_shot_throughput_runs_and_ends_with_json():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["classes"] == 100 and result["batched_images"] == 4
     assert result["batched_over_seed_loop"] > 0 and result["seed_loop_images_per_s"] > 0
+
+
+def test_decompose_cost_runs_and_ends_with_json():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "decompose_cost.py"), "--batch-size", "2",
+                           "--repeats", "1", "--images", "8", "--memory-batch-size", "4"],
+                          capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["decompose_over_encode"] > 0 and result["head_contributions_peak_rss_gb"] > 0
+    assert result["decompose_max_relative_error"] < 1e-5 and result["head_contributions_images"] == 8

@@ -1,9 +1,10 @@
 import pytest
 import torch
+import torch.nn.functional as F
 
-from course_utils.decompose import decompose, token_maps
+from course_utils.decompose import decompose, head_contributions, token_maps
 from course_utils.inside_vit import trace_vit
-from course_utils.models import model_info, random_clip
+from course_utils.models import load_toyclip, model_info, random_clip
 
 
 @pytest.fixture(scope="module")
@@ -13,18 +14,22 @@ def b32():
 
 def _check_architecture(model, batch=2):
     info = model_info(model)
-    images = torch.randn(batch, 3, info.image_resolution, info.image_resolution)
+    images = torch.randn(batch, 3, info.image_resolution, info.image_resolution, generator=torch.Generator().manual_seed(1))
     with torch.no_grad():
         expected = model.encode_image(images)
         trace = trace_vit(model, images)
         assert len(trace.residuals) == info.layers + 1
         assert trace.attn_probs[0].shape == (batch, info.heads, info.grid**2 + 1, info.grid**2 + 1)
         torch.testing.assert_close(trace.embedding, expected, atol=1e-5, rtol=1e-5)
-        dec = decompose(model, images)
+    dec = decompose(model, images)
     assert dec.attn.shape == (batch, info.layers, info.grid**2 + 1, info.heads, info.embed_dim)
     assert dec.mlp.shape == (batch, info.layers + 1, info.embed_dim)
     rel = (dec.total() - expected).norm(dim=-1) / expected.norm(dim=-1)
     assert rel.max() < 1e-5, f"decomposition misses encode_image by {rel.max():.2e} (relative)"
+    unit = decompose(model, images, normalize=True)
+    torch.testing.assert_close(unit.total(), F.normalize(expected, dim=-1), atol=1e-5, rtol=0)
+    torch.testing.assert_close(unit.attn * expected.norm(dim=-1)[:, None, None, None, None], dec.attn, atol=1e-4, rtol=1e-4)
+    return images, dec
 
 
 def test_trace_and_decomposition_are_exact_b32(b32):
@@ -33,6 +38,52 @@ def test_trace_and_decomposition_are_exact_b32(b32):
 
 def test_trace_and_decomposition_are_exact_b16():
     _check_architecture(random_clip("ViT-B/16").float(), batch=1)
+
+
+def test_decomposition_is_exact_l14():
+    _check_architecture(random_clip("ViT-L/14").float(), batch=1)
+
+
+def test_decomposition_is_exact_toyclip():
+    model, _ = load_toyclip("cpu")
+    _check_architecture(model.float(), batch=2)
+
+
+def test_decomposition_can_fail():
+    """The check above is not vacuous: dropping the β share of each part breaks the sum."""
+    model, _ = load_toyclip("cpu")
+    images = torch.randn(1, 3, 64, 64)
+    dec = decompose(model.float(), images)
+    with torch.no_grad():
+        expected = model.float().encode_image(images)
+    broken = dec.attn[:, :, 1:].sum(dim=(1, 2, 3)) + dec.mlp.sum(dim=1)  # forgets the CLS source token
+    assert ((broken - expected).norm() / expected.norm()) > 1e-3
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_head_contributions_match_the_decomposition(b32, normalize):
+    images = torch.randn(3, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    dec = decompose(b32, images, normalize=normalize)
+    batches = [(images[:2], torch.tensor([4, 5])), (images[2:], torch.tensor([6]))]  # a plain iterable: no preallocation
+    c = head_contributions(b32, batches, normalize=normalize, progress=False)
+    assert c.heads.shape == (3, 12, 12, 512) and c.cls.shape == (3, 12, 512) and c.mlp.shape == (3, 13, 512)
+    assert c.labels.tolist() == [4, 5, 6]
+    torch.testing.assert_close(c.heads, dec.heads(), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(c.cls, dec.attn[:, :, 0].sum(dim=2), atol=1e-5, rtol=1e-4)
+    torch.testing.assert_close(c.total(), dec.embedding, atol=1e-4, rtol=1e-4)
+
+
+def test_head_contributions_from_a_dataset_fp16():
+    from course_utils.toyworld import ToyShapes
+
+    model, preprocess = load_toyclip("cpu")
+    ds = ToyShapes(train=False, n=10)
+    c = head_contributions(model, ds, preprocess, batch_size=4, fp16=True, progress=False)
+    assert c.heads.dtype == torch.float16 and c.heads.shape == (10, 4, 2, 64)
+    with torch.no_grad():
+        expected = F.normalize(model.encode_image(torch.stack([preprocess(ds[i][0]) for i in range(10)])), dim=-1)
+    torch.testing.assert_close(c.total(), expected, atol=5e-3, rtol=0)  # fp16 storage: ~3 significant digits
+    assert c.labels.tolist() == [ds[i][1] for i in range(10)]
 
 
 def test_token_maps_shape(b32):

@@ -1,0 +1,88 @@
+import pytest
+import torch
+
+from course_utils import ablation, pools
+from course_utils.decompose import HeadContributions
+from course_utils.textspan import replace_with_spans, textspan, textspan_all
+
+
+def _planted(seed=0, K=400, d=16):
+    """Head outputs that vary along two known text directions (3x and 1x), plus small noise."""
+    g = torch.Generator().manual_seed(seed)
+    texts = torch.nn.functional.normalize(torch.randn(30, d, generator=g), dim=-1)
+    a, b = torch.randn(K, 1, generator=g), torch.randn(K, 1, generator=g)
+    outputs = 3 * a * texts[7] + 1 * b * texts[19] + 0.01 * torch.randn(K, d, generator=g) + 5.0  # offset: centred away
+    return outputs, texts
+
+
+def test_textspan_finds_planted_directions_in_order():
+    outputs, texts = _planted()
+    result = textspan(outputs, texts, texts=[f"t{i}" for i in range(30)], n_texts=3, rank=4)
+    assert result.indices[:2] == [7, 19] and result.texts[:2] == ["t7", "t19"]
+    assert result.explained[1] > 0.99 and all(x <= y + 1e-9 for x, y in zip(result.explained, result.explained[1:]))
+    d = result.directions
+    torch.testing.assert_close(d @ d.T, torch.eye(3), atol=1e-5, rtol=0)  # orthonormal picks
+    torch.testing.assert_close(result.reconstruct(outputs), outputs, atol=0.05, rtol=0)
+
+
+def test_textspan_rank_restricts_the_texts():
+    outputs, texts = _planted()
+    # rank 1 keeps only the dominant direction: after picking it, the restricted texts are used up
+    result = textspan(outputs, texts, n_texts=2, rank=1)
+    assert result.indices == [7] and 0.85 < result.explained[0] < 0.95  # 9 of the 10 units of variance
+
+
+def test_textspan_bad_inputs():
+    outputs, texts = _planted()
+    with pytest.raises(ValueError, match="share d"):
+        textspan(outputs, texts[:, :8])
+    with pytest.raises(ValueError, match="between 1 and the pool size"):
+        textspan(outputs, texts, n_texts=31)
+
+
+def _contributions(seed=0, N=200, L=3, H=2, d=8, C=4):
+    g = torch.Generator().manual_seed(seed)
+    labels = torch.arange(N) % C
+    classifier = torch.eye(d)[:C]  # orthonormal classes: the planted signal separates them cleanly
+    heads = 0.05 * torch.randn(N, L, H, d, generator=g)
+    heads[:, L - 1, 0] += 2 * classifier[labels]  # only the last layer's head 0 carries the class
+    mlp = 0.05 * torch.randn(N, L + 1, d, generator=g) + 0.1  # a small constant offset: ablation keeps it
+    return HeadContributions(heads, heads[:, :, 0] * 0.1, mlp, labels), classifier
+
+
+def test_mean_ablation_finds_the_informative_head():
+    c, classifier = _contributions()
+    base = ablation.mean_ablate(c, classifier)
+    assert base == 1.0
+    assert ablation.mean_ablate(c, classifier, attn_layers=[0, 1]) == 1.0
+    assert ablation.mean_ablate(c, classifier, heads=[(2, 1)], mlp_terms=[0, 1, 2, 3]) == 1.0
+    assert ablation.mean_ablate(c, classifier, heads=[(2, 0)]) <= 0.4
+    curve = ablation.cumulative_layer_ablation(c, classifier)
+    assert len(curve) == 4 and curve[:3] == [1.0, 1.0, 1.0] and curve[3] <= 0.4
+    with pytest.raises(IndexError, match="3 layers"):
+        ablation.mean_ablate(c, classifier, attn_layers=[3])
+    with pytest.raises(IndexError, match="2 heads"):
+        ablation.mean_ablate(c, classifier, heads=[(0, 2)])
+
+
+def test_replacing_a_head_by_its_span_keeps_accuracy_only_with_the_right_texts():
+    c, classifier = _contributions()
+    spans = textspan_all(c, classifier, layers=[2], n_texts=4, rank=8)  # the class directions as the pool
+    assert ablation.accuracy(replace_with_spans(c, spans), classifier, c.labels) == 1.0
+    wrong = textspan_all(c, torch.randn(20, 8, generator=torch.Generator().manual_seed(5)), layers=[2], n_texts=1, rank=8)
+    assert ablation.accuracy(replace_with_spans(c, wrong), classifier, c.labels) < 1.0
+
+
+def test_pools_are_built_by_the_script_and_sized():
+    assert pools.main(["--check"]) == 0
+    texts, props = pools.load_pool("real")
+    assert 2500 <= len(texts) <= 3500 and len(set(texts)) == len(texts)
+    assert {"object", "animal", "place", "colour", "texture", "material", "shape", "count", "position", "style",
+            "lighting", "weather", "mood"} <= set(props)
+    toy, toy_props = pools.load_pool("toy")
+    assert {"colour", "shape", "position", "size", "count", "background", "distractor"} == set(toy_props)
+    from course_utils import toyworld as tw
+
+    assert all(c in toy for c in tw.COLORS) and all(s in toy for s in tw.SHAPES)
+    with pytest.raises(ValueError, match="'real' or 'toy'"):
+        pools.load_pool("imagenet")
