@@ -109,7 +109,7 @@ def _sigma(visual, final_cls: torch.Tensor) -> torch.Tensor:
 def decompose(model, images: torch.Tensor, normalize: bool = False) -> Decomposition:
     """Every direct contribution to `model.encode_image(images)`: attention [B, L, N, H, d] and MLP [B, L+1, d]."""
     visual = getattr(model, "visual", model)
-    trace = trace_vit(model, images)
+    trace = trace_vit(model, images, cls_only=True)  # only the CLS row of attention is needed
     G, beta = folded_readout(visual)
     L, (B, N, _) = len(trace.values), trace.residuals[0].shape
     H, d = trace.values[0].shape[1], G.shape[1]
@@ -192,7 +192,7 @@ def head_contributions(model, data, preprocess=None, batch_size: int = 16, norma
         B, N, H = images.shape[0], visual.positional_embedding.shape[0], readouts[0].shape[0]
         L = len(readouts)
         pooled, self_terms, mlp_terms = [], [], []  # small per-layer pieces; nothing per-token is kept
-        for l, (x_in, probs, v, _, mlp_out, x) in enumerate(run_blocks(visual, images)):
+        for l, (x_in, probs, v, _, mlp_out, x) in enumerate(run_blocks(visual, images, cls_only=True)):
             if l == 0:
                 mlp_terms.append(x_in[:, 0])  # the embedding term: CLS after ln_pre
             pooled.append(torch.einsum("bhn,bhnk->bhk", probs[:, :, 0], v))  # [B, H, d_h]: Σ_j p[CLS, j] v_j

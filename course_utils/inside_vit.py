@@ -95,12 +95,22 @@ def cls_attention_maps(probs: torch.Tensor) -> torch.Tensor:
     return rearrange(cls_to_patches, "b h (gh gw) -> b h gh gw", gh=grid, gw=grid)
 
 
-def block_attention(block, x: torch.Tensor):
-    """One block's attention written out. x [B, N, D] -> (probs [B,H,N,N], values [B,H,N,d_h], out [B,N,D])."""
+def block_attention(block, x: torch.Tensor, cls_only: bool = False):
+    """One block's attention written out. x [B, N, D] -> (probs [B,H,N,N], values [B,H,N,d_h], out [B,N,D]).
+
+    cls_only=True returns only the CLS query's row of the probabilities, [B, H, 1, N], and lets PyTorch's fused
+    attention compute the output: the decomposition needs nothing else, and it is faster.
+    """
     attn = block.attn
-    probs, v = attention_heads(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias, attn.num_heads)
-    heads = rearrange(probs @ v, "b h n d -> b n (h d)")  # concatenated heads, [B, N, D]
-    return probs, v, attn.out_proj(heads)
+    if not cls_only:
+        probs, v = attention_heads(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias, attn.num_heads)
+        heads = probs @ v
+    else:
+        q, k, v = (block.ln_1(x) @ attn.in_proj_weight.T + attn.in_proj_bias).chunk(3, dim=-1)
+        q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=attn.num_heads) for t in (q, k, v))
+        heads = torch.nn.functional.scaled_dot_product_attention(q, k, v)  # [B, H, N, d_h]
+        probs = torch.softmax(q[:, :, :1] @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # [B, H, 1, N]
+    return probs, v, attn.out_proj(rearrange(heads, "b h n d -> b n (h d)"))
 
 
 def check_images(visual, images: torch.Tensor) -> None:
@@ -110,15 +120,16 @@ def check_images(visual, images: torch.Tensor) -> None:
         raise ValueError(f"trace_vit: images are {images.shape[-1]} px but the model expects {visual.input_resolution} px.")
 
 
-def run_blocks(visual, images: torch.Tensor):
+def run_blocks(visual, images: torch.Tensor, cls_only: bool = False):
     """Yield (x_in, probs, values, attn_out, mlp_out, x_out) block by block, keeping nothing from earlier blocks.
 
     The streaming form of trace_vit, for analyses that must not hold every block's tensors at once.
+    cls_only: probs is only the CLS query's row, [B, H, 1, N] (see block_attention).
     """
     check_images(visual, images)
     x = patch_tokens(visual, images)
     for block in visual.transformer.resblocks:
-        probs, v, attn_out = block_attention(block, x)
+        probs, v, attn_out = block_attention(block, x, cls_only)
         mid = x + attn_out
         mlp_out = block.mlp(block.ln_2(mid))
         out = mid + mlp_out
@@ -126,11 +137,12 @@ def run_blocks(visual, images: torch.Tensor):
         x = out
 
 
-def trace_vit(model, images: torch.Tensor) -> ViTTrace:
+def trace_vit(model, images: torch.Tensor, cls_only: bool = False) -> ViTTrace:
+    """Every block's residual stream and attention (cls_only: just the CLS query's row, [B, H, 1, N])."""
     visual = getattr(model, "visual", model)
     check_images(visual, images)
     residuals, probs_all, values, attn_outs, mlp_outs = [], [], [], [], []
-    for x_in, probs, v, attn_out, mlp_out, x in run_blocks(visual, images):
+    for x_in, probs, v, attn_out, mlp_out, x in run_blocks(visual, images, cls_only):
         residuals.append(x_in)
         probs_all.append(probs)
         values.append(v)
