@@ -29,3 +29,56 @@ def pointing_hit(heatmap, mask, tolerance_px: float = 0) -> bool:
         return True
     ys, xs = np.nonzero(m)
     return bool(np.min((ys - y) ** 2 + (xs - x) ** 2) <= tolerance_px**2)
+
+
+# ---- zero-shot segmentation (the ImageNet-Segmentation protocol used for TextSpan and LeGrad) ---------------
+def _as_numpy(x) -> np.ndarray:
+    return x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+
+
+def binarize(heatmap) -> np.ndarray:
+    """Foreground = pixels above the map's own mean (the protocol's threshold). [H, W] -> bool [H, W]."""
+    h = _as_numpy(heatmap)
+    return h > h.mean()
+
+
+def pixel_accuracy(predicted, mask) -> float:
+    """Share of pixels where the binary prediction equals the mask."""
+    p, m = np.asarray(predicted, dtype=bool), np.asarray(mask, dtype=bool)
+    if p.shape != m.shape:
+        raise ValueError(f"pixel_accuracy: prediction {p.shape} and mask {m.shape} differ; upsample the map first.")
+    return float((p == m).mean())
+
+
+def mean_iou(predicted, mask) -> float:
+    """Mean over the two classes (foreground, background) of intersection over union."""
+    p, m = np.asarray(predicted, dtype=bool), np.asarray(mask, dtype=bool)
+    if p.shape != m.shape:
+        raise ValueError(f"mean_iou: prediction {p.shape} and mask {m.shape} differ; upsample the map first.")
+    ious = []
+    for a, b in ((p, m), (~p, ~m)):
+        union = (a | b).sum()
+        ious.append((a & b).sum() / union if union else 1.0)
+    return float(np.mean(ious))
+
+
+def average_precision(heatmap, mask) -> float:
+    """Average precision of the map's scores as a foreground detector (pixels ranked by score; ties kept together)."""
+    h, m = _as_numpy(heatmap).ravel(), np.asarray(mask, dtype=bool).ravel()
+    if h.shape != m.shape:
+        raise ValueError(f"average_precision: heatmap and mask sizes differ ({h.size} vs {m.size}).")
+    if not m.any():
+        raise ValueError("average_precision: the mask is empty; there is no foreground to rank.")
+    order = np.argsort(-h, kind="stable")
+    scores, hits = h[order], m[order]
+    last_of_tie = np.r_[scores[1:] != scores[:-1], True]  # a threshold between distinct scores only
+    tp, fp = np.cumsum(hits)[last_of_tie], np.cumsum(~hits)[last_of_tie]
+    precision, recall = tp / (tp + fp), tp / m.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def segmentation_scores(heatmap, mask) -> dict:
+    """pixel accuracy, mIoU (after `binarize`) and average precision (on the raw scores) for one map."""
+    predicted = binarize(heatmap)
+    return dict(pixel_acc=pixel_accuracy(predicted, mask), miou=mean_iou(predicted, mask),
+                ap=average_precision(heatmap, mask))

@@ -24,3 +24,34 @@ def test_pointing_hit_bad_inputs():
         pointing_hit(np.zeros((4, 4)), np.ones((8, 8), bool))
     with pytest.raises(ValueError, match="mask is empty"):
         pointing_hit(np.zeros((4, 4)), np.zeros((4, 4), bool))
+
+
+def test_segmentation_metrics_on_known_cases():
+    import numpy as np
+
+    from course_utils.metrics import average_precision, binarize, mean_iou, pixel_accuracy, segmentation_scores
+
+    mask = np.zeros((4, 4), bool)
+    mask[:2] = True  # top half is the object
+    perfect = mask.astype(float)
+    assert segmentation_scores(perfect, mask) == dict(pixel_acc=1.0, miou=1.0, ap=1.0)
+    inverted = segmentation_scores(1 - perfect, mask)
+    assert inverted["pixel_acc"] == 0.0 and inverted["miou"] == 0.0 and inverted["ap"] < 0.6
+    pred = np.zeros((4, 4), bool)
+    pred[0] = True  # half of the object, no background
+    assert pixel_accuracy(pred, mask) == 0.75
+    assert mean_iou(pred, mask) == (4 / 8 + 8 / 12) / 2
+    assert average_precision(np.full((4, 4), 0.3), mask) == 0.5  # one tie: precision = prevalence
+    assert binarize(np.arange(16).reshape(4, 4)).sum() == 8
+
+
+def test_segmentation_metrics_bad_inputs():
+    import numpy as np
+    import pytest
+
+    from course_utils.metrics import average_precision, mean_iou
+
+    with pytest.raises(ValueError, match="differ"):
+        mean_iou(np.zeros((4, 4), bool), np.zeros((8, 8), bool))
+    with pytest.raises(ValueError, match="empty"):
+        average_precision(np.ones((4, 4)), np.zeros((4, 4), bool))
