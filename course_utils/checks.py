@@ -234,7 +234,7 @@ exercise(
     "restrict_to_top_directions",
     _lazy("textspan", "restrict_to_top_directions"),
     lambda: [(_rand(5, 6, seed=86) - 0.5, _rand(40, 6, seed=87) * torch.tensor([5.0, 3, 1, 0.5, 0.2, 0.1]), 2),
-             (_planted_head(88)[1], _planted_head(88)[0], 3)],
+             (lambda outputs, texts: (texts, outputs, 3))(*_planted_head(88))],
     notes="centre the outputs first; torch.linalg.svd(...).Vh[:rank] are the top directions; project with basis.T @ basis",
 )
 exercise(

@@ -79,7 +79,7 @@ def linearised_layer_norm(parts: torch.Tensor, residual: torch.Tensor, weight: t
 
     If the parts sum to the residual, the outputs sum to layer_norm(residual) minus its bias β.
     """
-    sigma = torch.sqrt(residual.var(dim=-1, unbiased=False) + eps)  # [B]: the image's own σ
+    sigma = _sigma(residual, eps)  # [B]: the image's own σ
     centred = parts - parts.mean(dim=-1, keepdim=True)  # [B, P, D]
     return centred / sigma[:, None, None] * weight
 
@@ -90,19 +90,22 @@ def head_token_terms(cls_probs: torch.Tensor, values: torch.Tensor, out_proj_wei
     cls_probs [B, H, N] (row 0 of the attention), values [B, H, N, d_h], out_proj_weight [D, D] -> [B, N, H, D].
     Summed over N and H (plus the out_proj bias) this is the attention block's output at CLS.
     """
-    H = values.shape[1]
-    w_o = rearrange(out_proj_weight, "D (h dh) -> h dh D", h=H)  # [H, d_h, D]: each head's slice of W_O
-    return torch.einsum("bhn,bhnk,hkD->bnhD", cls_probs, values, w_o)
+    return torch.einsum("bhn,bhnk,hkD->bnhD", cls_probs, values, _per_head(out_proj_weight, values.shape[1]))
+
+
+def _per_head(out_proj_weight: torch.Tensor, n_heads: int) -> torch.Tensor:
+    """[D, D] -> [H, d_h, D]: each head's slice of W_O (the columns that read that head's part of the concat)."""
+    return rearrange(out_proj_weight, "D (h dh) -> h dh D", h=n_heads)
 
 
 def head_readouts(block, G: torch.Tensor) -> torch.Tensor:
     """[H, d_h, d]: each head's slice of W_O followed by G (out_proj, centring, γ and proj folded together)."""
-    w_o = rearrange(block.attn.out_proj.weight, "D (h dh) -> h dh D", h=block.attn.num_heads)  # [H, d_h, D]
-    return w_o @ G
+    return _per_head(block.attn.out_proj.weight, block.attn.num_heads) @ G
 
 
-def _sigma(visual, final_cls: torch.Tensor) -> torch.Tensor:
-    return torch.sqrt(final_cls.var(dim=-1, unbiased=False) + visual.ln_post.eps)  # [B]
+def _sigma(residual: torch.Tensor, eps: float) -> torch.Tensor:
+    """[B, D] -> [B]: LayerNorm's σ of each row (biased variance, eps inside the root)."""
+    return torch.sqrt(residual.var(dim=-1, unbiased=False) + eps)
 
 
 @torch.no_grad()
@@ -114,7 +117,7 @@ def decompose(model, images: torch.Tensor, normalize: bool = False) -> Decomposi
     L, (B, N, _) = len(trace.values), trace.residuals[0].shape
     H, d = trace.values[0].shape[1], G.shape[1]
     beta = beta / (L * N * H + L + 1)  # the constant, split over every part
-    sigma = _sigma(visual, trace.final_cls.float())  # [B]
+    sigma = _sigma(trace.final_cls.float(), visual.ln_post.eps)  # [B]
     norm = trace.embedding.norm(dim=-1) if normalize else torch.ones(B)  # [B]
     scale = (1 / (sigma * norm))[:, None]  # [B, 1]: ln_post's 1/σ, and 1/‖embedding‖ if normalised
     # Stored head-major so each layer is one batched matmul written in place; `attn` is a permuted view.
@@ -183,14 +186,14 @@ def head_contributions(model, data, preprocess=None, batch_size: int = 16, norma
     G, beta = folded_readout(visual)
     readouts = [head_readouts(block, G) for block in visual.transformer.resblocks]  # L x [H, d_h, d]
     out_bias = [block.attn.out_proj.bias @ G for block in visual.transformer.resblocks]  # L x [d]
+    L, H, N = len(readouts), readouts[0].shape[0], visual.positional_embedding.shape[0]
     store = torch.float16 if fp16 else torch.float32
     dataset = getattr(data, "dataset", None)
     total = len(dataset) if dataset is not None else None  # known: preallocate, so the result is never copied
     result, chunks, filled = None, [], 0
     for images, labels in tqdm(data, desc="head contributions", disable=not progress):
         images = images.to(device)
-        B, N, H = images.shape[0], visual.positional_embedding.shape[0], readouts[0].shape[0]
-        L = len(readouts)
+        B = images.shape[0]
         pooled, self_terms, mlp_terms = [], [], []  # small per-layer pieces; nothing per-token is kept
         for l, (x_in, probs, v, _, mlp_out, x) in enumerate(run_blocks(visual, images, cls_only=True)):
             if l == 0:
@@ -199,7 +202,7 @@ def head_contributions(model, data, preprocess=None, batch_size: int = 16, norma
             self_terms.append(probs[:, :, 0, 0, None] * v[:, :, 0])  # [B, H, d_h]: the j = CLS term alone
             mlp_terms.append(mlp_out[:, 0])
         embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]
-        sigma = _sigma(visual, x[:, 0].float())[:, None]  # [B, 1]
+        sigma = _sigma(x[:, 0].float(), visual.ln_post.eps)[:, None]  # [B, 1]
         norm = embedding.norm(dim=-1, keepdim=True) if normalize else torch.ones(B, 1, device=device)
         scale = 1 / (sigma * norm)  # [B, 1]
         part_beta = beta / (L * N * H + L + 1) / norm  # [B, d]

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import torch
 from einops import rearrange
 
+from .by_hand import layer_norm  # notebook 01's LayerNorm (biased variance, eps 1e-5)
+
 
 @dataclass
 class ViTTrace:
@@ -51,10 +53,15 @@ def quick_gelu(x: torch.Tensor) -> torch.Tensor:
     return x * torch.sigmoid(1.702 * x)
 
 
+def qkv_heads(y: torch.Tensor, in_proj_weight, in_proj_bias, n_heads: int):
+    """Normalised tokens y [B, N, D] -> q, k, v, each [B, H, N, d_h], from in_proj's stacked W_q, W_k, W_v."""
+    q, k, v = (y @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)  # [B, N, D] each
+    return (rearrange(t, "b n (h d) -> b h n d", h=n_heads) for t in (q, k, v))
+
+
 def attention_heads(y: torch.Tensor, in_proj_weight, in_proj_bias, n_heads: int):
     """Normalised tokens y [B, N, D] -> (probs [B, H, N, N], values [B, H, N, d_h]) with in_proj's q, k, v."""
-    q, k, v = (y @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)  # [B, N, D] each
-    q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=n_heads) for t in (q, k, v))
+    q, k, v = qkv_heads(y, in_proj_weight, in_proj_bias, n_heads)
     probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # [B, H, N, N]
     return probs, v
 
@@ -64,11 +71,6 @@ def multihead_self_attention(y, in_proj_weight, in_proj_bias, out_proj_weight, o
     probs, v = attention_heads(y, in_proj_weight, in_proj_bias, n_heads)
     heads = rearrange(probs @ v, "b h n d -> b n (h d)")  # concatenate the heads, [B, N, D]
     return heads @ out_proj_weight.T + out_proj_bias
-
-
-def layer_norm(x: torch.Tensor, weight, bias, eps: float = 1e-5) -> torch.Tensor:
-    mean, var = x.mean(-1, keepdim=True), x.var(-1, keepdim=True, unbiased=False)
-    return (x - mean) / torch.sqrt(var + eps) * weight + bias
 
 
 def residual_block(x: torch.Tensor, p: dict, n_heads: int) -> torch.Tensor:
@@ -106,8 +108,7 @@ def block_attention(block, x: torch.Tensor, cls_only: bool = False):
         probs, v = attention_heads(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias, attn.num_heads)
         heads = probs @ v
     else:
-        q, k, v = (block.ln_1(x) @ attn.in_proj_weight.T + attn.in_proj_bias).chunk(3, dim=-1)
-        q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=attn.num_heads) for t in (q, k, v))
+        q, k, v = qkv_heads(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias, attn.num_heads)
         heads = torch.nn.functional.scaled_dot_product_attention(q, k, v)  # [B, H, N, d_h]
         probs = torch.softmax(q[:, :, :1] @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # [B, H, 1, N]
     return probs, v, attn.out_proj(rearrange(heads, "b h n d -> b n (h d)"))
@@ -140,7 +141,6 @@ def run_blocks(visual, images: torch.Tensor, cls_only: bool = False):
 def trace_vit(model, images: torch.Tensor, cls_only: bool = False) -> ViTTrace:
     """Every block's residual stream and attention (cls_only: just the CLS query's row, [B, H, 1, N])."""
     visual = getattr(model, "visual", model)
-    check_images(visual, images)
     residuals, probs_all, values, attn_outs, mlp_outs = [], [], [], [], []
     for x_in, probs, v, attn_out, mlp_out, x in run_blocks(visual, images, cls_only):
         residuals.append(x_in)

@@ -42,19 +42,22 @@ def binarize(heatmap) -> np.ndarray:
     return h > h.mean()
 
 
-def pixel_accuracy(predicted, mask) -> float:
-    """Share of pixels where the binary prediction equals the mask."""
+def _binary_pair(predicted, mask, who: str) -> tuple[np.ndarray, np.ndarray]:
     p, m = np.asarray(predicted, dtype=bool), np.asarray(mask, dtype=bool)
     if p.shape != m.shape:
-        raise ValueError(f"pixel_accuracy: prediction {p.shape} and mask {m.shape} differ; upsample the map first.")
+        raise ValueError(f"{who}: prediction {p.shape} and mask {m.shape} differ; upsample the map first.")
+    return p, m
+
+
+def pixel_accuracy(predicted, mask) -> float:
+    """Share of pixels where the binary prediction equals the mask."""
+    p, m = _binary_pair(predicted, mask, "pixel_accuracy")
     return float((p == m).mean())
 
 
 def mean_iou(predicted, mask) -> float:
     """Mean over the two classes (foreground, background) of intersection over union."""
-    p, m = np.asarray(predicted, dtype=bool), np.asarray(mask, dtype=bool)
-    if p.shape != m.shape:
-        raise ValueError(f"mean_iou: prediction {p.shape} and mask {m.shape} differ; upsample the map first.")
+    p, m = _binary_pair(predicted, mask, "mean_iou")
     ious = []
     for a, b in ((p, m), (~p, ~m)):
         union = (a | b).sum()

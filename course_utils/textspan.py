@@ -128,17 +128,15 @@ def property_shares(spans: dict, properties, n_texts: int | None = None) -> dict
 
 def toy_head_roles(n_scenes: int = 2000, layers=None, n_texts: int = 5) -> dict:
     """ToyCLIP's late heads described by the toy pool: per head, its texts and the share about one property."""
-    import clip
-
     from . import pools, toyworld
     from .decompose import head_contributions
     from .models import load_toyclip
+    from .zero_shot import encode_texts
 
     model, preprocess = load_toyclip("cpu")
     model = model.float()
     texts, props = pools.load_pool("toy")
-    with torch.inference_mode():
-        text_emb = model.encode_text(clip.tokenize(texts)).float()
+    text_emb = encode_texts(model, texts)
     scenes = [(s.image, 0) for s in toyworld.scenes(n_scenes)]
     contrib = head_contributions(model, scenes, preprocess, batch_size=100, progress=False)
     n_layers = contrib.heads.shape[1]

@@ -41,21 +41,29 @@ def zero_shot_classifier(model, classnames, templates=SINGLE_TEMPLATE, batch_siz
 
     Returns [C, d]. With several templates this is CLIP's embedding-mean prompt ensemble.
     """
-    import clip
-
     if len(classnames) == 0:
         raise ValueError("zero_shot_classifier: the list of class names is empty; pass at least one class.")
     if len(templates) == 0 or any("{}" not in t for t in templates):
         raise ValueError("zero_shot_classifier: every template needs a '{}' where the class name goes.")
-    device = next(model.parameters()).device
     prompts = [t.format(readable(c)) for c in classnames for t in templates]  # class-major: [C * T]
-    try:
-        tokens = clip.tokenize(prompts)
-    except RuntimeError as err:  # clip says "Input ... is too long for context length 77"
-        raise ValueError(f"zero_shot_classifier: a prompt is longer than CLIP's 77 tokens ({err}). Shorten it.") from err
-    emb = torch.cat([model.encode_text(tokens[i: i + batch_size].to(device)).float()
-                     for i in range(0, len(tokens), batch_size)])
+    emb = encode_texts(model, prompts, batch_size)  # [C * T, d]
     return ensemble_embeddings(emb.view(len(classnames), len(templates), -1))  # [C, d]
+
+
+@torch.inference_mode()
+def encode_texts(model, texts, batch_size: int = 256) -> torch.Tensor:
+    """Tokenise and encode texts in batches -> [M, d] float32 (not normalised), on the model's device."""
+    import clip
+
+    if len(texts) == 0:
+        raise ValueError("encode_texts: the list of texts is empty; pass at least one.")
+    try:
+        tokens = clip.tokenize(list(texts))
+    except RuntimeError as err:  # clip says "Input ... is too long for context length 77"
+        raise ValueError(f"a prompt is longer than CLIP's 77 tokens ({err}). Shorten it.") from err
+    device = next(model.parameters()).device
+    return torch.cat([model.encode_text(tokens[i: i + batch_size].to(device)).float()
+                      for i in range(0, len(tokens), batch_size)])
 
 
 def ensemble_embeddings(text_emb: torch.Tensor) -> torch.Tensor:
