@@ -114,6 +114,16 @@ def block_attention(block, x: torch.Tensor, cls_only: bool = False):
     return probs, v, attn.out_proj(rearrange(heads, "b h n d -> b n (h d)"))
 
 
+def vit_visual(model, who: str):
+    """model.visual (or the visual module itself) if it is a CLIP ViT; a clear error for ResNet CLIP."""
+    visual = getattr(model, "visual", model)
+    if not hasattr(visual, "transformer") or not hasattr(visual, "conv1") or not hasattr(visual, "proj"):
+        kind = type(visual).__name__
+        raise TypeError(f"{who}: {kind} is not supported; it needs a CLIP vision transformer (ViT-B/32, ViT-B/16, "
+                        f"ViT-L/14 or ToyCLIP). ResNet CLIP (RN50, ...) has no CLS token or attention heads to read.")
+    return visual
+
+
 def check_images(visual, images: torch.Tensor) -> None:
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"trace_vit expects images [B, 3, H, W]; got {tuple(images.shape)}. Use the model's preprocess.")

@@ -1,0 +1,118 @@
+"""LeGrad (Bousselham et al., 2024): a heatmap from the gradient of the image-text score w.r.t. attention.
+
+For each chosen block l, LeGrad asks "which attention links, if strengthened, would raise this prompt's score
+*as read at block l*?":
+
+    s_l  = normalise(ln_post(mean over tokens of x_l) @ proj)       x_l: block l's output [N, D]
+    g_l  = d(s_l . t) / d A_l                                        A_l: block l's attention probs [H, N, N]
+    map  = sum over l of  mean over heads and query rows of ReLU(g_l), CLS key dropped  -> [g²] -> grid
+
+then min-max normalised per prompt and upsampled to the image. The authors' default reads the last two blocks.
+
+Two choices make ours cheap. Blocks before the first chosen one run without autograd (nothing there is
+differentiated). And P prompts share one forward pass: the P gradients of the P scores come from one
+*batched* backward pass (`is_grads_batched`), instead of running the image P times.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+
+from .inside_vit import check_images, patch_tokens, qkv_heads, vit_visual
+
+
+def default_layers(n_layers: int) -> list[int]:
+    """The authors' choice (legrad-torch's `layer_index=-2`): the last two blocks."""
+    return [n_layers - 2, n_layers - 1]
+
+
+def resolve_layers(layers, n_layers: int, who: str = "legrad") -> list[int]:
+    """None -> the default; ints (negative count from the end) -> sorted, checked block indices."""
+    if layers is None:
+        return default_layers(n_layers)
+    chosen = [layers] if isinstance(layers, int) else list(layers)
+    if not chosen:
+        raise ValueError(f"{who}: layers is empty; pass block indices 0..{n_layers - 1} or None for the default.")
+    bad = [l for l in chosen if not -n_layers <= l < n_layers]
+    if bad:
+        raise IndexError(f"{who}: layer {bad[0]} doesn't exist; this model has {n_layers} blocks (0..{n_layers - 1}).")
+    return sorted({l % n_layers for l in chosen})
+
+
+def check_prompts(text_embeddings: torch.Tensor, embed_dim: int, who: str) -> None:
+    if text_embeddings.ndim != 2 or len(text_embeddings) == 0:
+        raise ValueError(f"{who}: text_embeddings must be [P, d] with at least one prompt; got "
+                         f"{tuple(text_embeddings.shape)}. Encode a non-empty list with zero_shot.encode_texts.")
+    if text_embeddings.shape[1] != embed_dim:
+        raise ValueError(f"{who}: text embeddings have d={text_embeddings.shape[1]} but the image side has "
+                         f"d={embed_dim}; encode the prompts with the same model.")
+
+
+def one_image(visual, image: torch.Tensor, who: str) -> torch.Tensor:
+    """[3, R, R] or [1, 3, R, R] -> [1, 3, R, R], checked against the model's resolution."""
+    batch = image[None] if image.ndim == 3 else image
+    if batch.ndim != 4 or batch.shape[0] != 1:
+        raise ValueError(f"{who}: one preprocessed image [3, R, R] please; got {tuple(image.shape)}.")
+    check_images(visual, batch)
+    return batch
+
+
+def layer_score(visual, x: torch.Tensor) -> torch.Tensor:
+    """A block's output x [1, N, D] read as an image embedding: normalise(ln_post(token mean) @ proj) -> [1, d]."""
+    return F.normalize(visual.ln_post(x.mean(dim=1)) @ visual.proj, dim=-1)
+
+
+def block_with_probs(block, x: torch.Tensor):
+    """One block with its attention probabilities as a leaf to differentiate. x [1, N, D] -> (probs, out)."""
+    attn = block.attn
+    q, k, v = qkv_heads(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias, attn.num_heads)  # [1, H, N, d_h]
+    probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # [1, H, N, N]
+    probs = probs.detach().requires_grad_()  # a leaf: everything upstream is held fixed
+    mid = x + attn.out_proj(rearrange(probs @ v, "b h n d -> b n (h d)"))
+    return probs, mid + block.mlp(block.ln_2(mid))
+
+
+def relevance_from_grad(grad: torch.Tensor) -> torch.Tensor:
+    """Gradients [P, H, N, N] -> [P, N-1]: ReLU, mean over heads and query rows, CLS key dropped."""
+    return grad.clamp(min=0).mean(dim=(1, 2))[:, 1:]
+
+
+def min_max(maps: torch.Tensor) -> torch.Tensor:
+    """[P, ...] -> each prompt's map scaled to [0, 1]."""
+    flat = maps.flatten(1)
+    lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
+    shape = (-1,) + (1,) * (maps.ndim - 1)
+    return (maps - lo.view(shape)) / (hi - lo).clamp_min(1e-12).view(shape)
+
+
+def legrad(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=None) -> torch.Tensor:
+    """LeGrad maps for one preprocessed image [3, R, R] and P text embeddings [P, d] -> [P, R, R] in [0, 1]."""
+    visual = vit_visual(model, "legrad")
+    blocks = visual.transformer.resblocks
+    chosen = resolve_layers(layers, len(blocks))
+    check_prompts(text_embeddings, visual.proj.shape[1], "legrad")
+    with torch.inference_mode(False), torch.enable_grad():  # callable from inside no_grad/inference_mode code
+        batch = one_image(visual, image, "legrad").clone()
+        texts = F.normalize(text_embeddings.clone().to(visual.proj.dtype), dim=-1)  # [P, d]
+        P = len(texts)
+        with torch.no_grad():
+            x = patch_tokens(visual, batch)  # [1, N, D]
+        relevance = 0
+        for l, block in enumerate(blocks[: chosen[-1] + 1]):
+            if l not in chosen:
+                with torch.no_grad():
+                    x = block(x.transpose(0, 1)).transpose(0, 1)  # openai blocks take [N, B, D]
+                continue
+            probs, out = block_with_probs(block, x)
+            scores = (layer_score(visual, out) @ texts.T)[0]  # [P]: this block's reading of each prompt
+            # P backward passes in one: row p of the identity asks for the gradient of scores[p]
+            grad = torch.autograd.grad(scores, probs, torch.eye(P, dtype=scores.dtype), is_grads_batched=True)[0]
+            relevance = relevance + relevance_from_grad(grad[:, 0])  # [P, g²]
+            x = out.detach()
+        grid = math.isqrt(relevance.shape[-1])
+        maps = rearrange(relevance, "p (gh gw) -> p 1 gh gw", gh=grid)
+        maps = F.interpolate(maps, size=batch.shape[-2:], mode="bilinear", align_corners=False)[:, 0]  # [P, R, R]
+        return min_max(maps).detach()

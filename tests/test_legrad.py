@@ -1,0 +1,79 @@
+"""course_utils.legrad: checked against the authors' package (legrad-torch 1.1 on open_clip <= 2.23.0)."""
+import pytest
+import torch
+import torch.nn.functional as F
+
+from course_utils.legrad import legrad
+from course_utils.models import load_toyclip, random_clip
+
+
+def open_clip_twin(model):
+    """The same openai weights inside open_clip, in fp32 (its builder rounds to fp16, so reload them after)."""
+    from open_clip.model import build_model_from_openai_state_dict
+
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    twin = build_model_from_openai_state_dict(dict(state)).float()
+    twin.load_state_dict(state)
+    return twin.eval()
+
+
+@pytest.fixture(scope="module")
+def b16():
+    return random_clip("ViT-B/16", seed=1).float()
+
+
+@pytest.mark.parametrize("layer_index,layers", [(-2, None), (-5, [7, 8, 9, 10, 11])])
+def test_matches_legrad_torch_on_the_same_weights(b16, layer_index, layers):
+    from legrad import LeWrapper
+
+    torch.manual_seed(0)
+    image = torch.randn(1, 3, 224, 224)
+    texts = F.normalize(torch.randn(4, 512), dim=-1)
+    twin = open_clip_twin(b16)
+    with torch.no_grad():  # first the encoders themselves: the same weights give the same embedding
+        torch.testing.assert_close(twin.encode_image(image), b16.encode_image(image), atol=1e-5, rtol=1e-5)
+    theirs = LeWrapper(twin, layer_index=layer_index).compute_legrad(image=image, text_embedding=texts)  # [1, P, R, R]
+    ours = legrad(b16, image[0], texts, layers=layers)
+    assert ours.shape == (4, 224, 224)
+    assert (ours - theirs[0]).abs().max().item() < 1e-4
+    # and the maps are not trivially equal: different prompts give different maps
+    assert (ours[0] - ours[1]).abs().max() > 0.05
+
+
+def test_batched_prompts_equal_one_prompt_at_a_time(b16):
+    torch.manual_seed(1)
+    image, texts = torch.randn(3, 224, 224), torch.randn(3, 512)
+    together = legrad(b16, image, texts)
+    one_by_one = torch.cat([legrad(b16, image, t[None]) for t in texts])
+    torch.testing.assert_close(together, one_by_one, atol=1e-5, rtol=0)
+    assert together.min() == 0 and (together.amax(dim=(1, 2)) - 1).abs().max() < 1e-6
+
+
+def test_legrad_works_inside_inference_mode_and_on_toyclip():
+    model, preprocess = load_toyclip("cpu")
+    from course_utils import toyworld as tw
+
+    image = preprocess(tw.random_scene(3).image)
+    with torch.inference_mode():
+        maps = legrad(model, image, torch.randn(2, 64), layers=[-1])
+    assert maps.shape == (2, 64, 64) and torch.isfinite(maps).all()
+
+
+def test_legrad_bad_inputs(b16):
+    import clip
+
+    model, _ = load_toyclip("cpu")
+    image, texts = torch.randn(3, 64, 64), torch.randn(2, 64)
+    with pytest.raises(ValueError, match="64 px"):
+        legrad(model, torch.randn(3, 224, 224), texts)
+    with pytest.raises(ValueError, match="at least one prompt"):
+        legrad(model, image, torch.zeros(0, 64))
+    with pytest.raises(ValueError, match="same model"):
+        legrad(model, image, torch.randn(2, 512))
+    with pytest.raises(IndexError, match="4 blocks"):
+        legrad(model, image, texts, layers=[4])
+    with pytest.raises(ValueError, match="layers is empty"):
+        legrad(model, image, texts, layers=[])
+    resnet = clip.model.CLIP(64, 64, (1, 1, 1, 1), 64, None, 77, 49408, 64, 2, 1)
+    with pytest.raises(TypeError, match="ModifiedResNet is not supported"):
+        legrad(resnet, image, texts)
