@@ -87,7 +87,7 @@ register(
     Asset(
         "toyclip",
         "data/toyclip.pt",
-        "af91f289b81f28c16d4f4984f4c409026318ee9cf3815087adbd884be9b604d7",
+        "58e65bcac871125b4612a7a66818f807fe475ccece12503fd6929f408aa1f878",
         "toyclip.pt",
         None,
         "MIT, like this course: trained from scratch by course_utils.toyclip on the procedurally drawn toy world",

@@ -257,6 +257,68 @@ exercise(
 )
 
 
+# ---- notebook 07: spatial heatmaps ---------------------------------------------------------------------------
+def _masks(seed: int, shape=(6, 7)):
+    g = _gen(seed)
+    return torch.rand(*shape, generator=g) > 0.5, torch.rand(*shape, generator=g) > 0.6
+
+
+exercise(
+    "patch_scores",
+    _lazy("heatmaps", "patch_scores"),
+    lambda: [(_rand(1, 3, 5, 2, 4, seed=100) - 0.5, _rand(3, 4, seed=101)), (_rand(2, 2, 10, 3, 6, seed=102), _rand(1, 6, seed=103))],
+    notes="sum over layers (dim 1) and heads (dim 3), drop source token 0 (CLS), @ texts.T, then put prompts before patches",
+)
+exercise(
+    "to_grid",
+    _lazy("heatmaps", "to_grid"),
+    lambda: [(torch.arange(2 * 3 * 16.0).reshape(2, 3, 16),), (torch.arange(49.0).reshape(1, 1, 49),)],
+    notes="patches are in reading order: rearrange '... (gh gw) -> ... gh gw' with gh = sqrt(number of patches)",
+)
+exercise(
+    "relative_to_prompts",
+    _lazy("heatmaps", "relative_to_prompts"),
+    lambda: [(_rand(4, 5, 5, seed=104),), (_rand(2, 3, 4, 4, seed=105),)],
+    notes="the prompts are dim -3 (maps are [..., P, H, W]); keepdim so the mean broadcasts back",
+)
+exercise(
+    "mean_iou",
+    _lazy("metrics", "mean_iou"),
+    lambda: [_masks(106), _masks(107, (8, 8)), (torch.zeros(3, 3, dtype=torch.bool), torch.zeros(3, 3, dtype=torch.bool))],
+    notes="IoU of the foreground (pred & mask) / (pred | mask), IoU of the background likewise, then their mean; "
+          "an empty union counts as IoU 1",
+)
+
+
+# ---- notebook 08: LeGrad vs TextSpan --------------------------------------------------------------------------
+exercise(
+    "token_mean_embedding",
+    _lazy("legrad", "token_mean_embedding"),
+    lambda: [(_rand(1, 5, 8, seed=110) * 3, _rand(8, seed=111) + 0.5, _rand(8, seed=112) - 0.5, _rand(8, 4, seed=113) - 0.5),
+             (_rand(2, 3, 6, seed=114), torch.ones(6), torch.zeros(6), _rand(6, 6, seed=115))],
+    notes="mean over ALL tokens (dim 1, CLS included), LayerNorm with eps 1e-5 (F.layer_norm), @ proj, unit length",
+)
+exercise(
+    "relevance_from_grad",
+    _lazy("legrad", "relevance_from_grad"),
+    lambda: [(_rand(2, 3, 5, 5, seed=116) - 0.5,), (_rand(1, 2, 10, 10, seed=117) - 0.6,)],
+    notes="ReLU first, then the mean over heads (dim 1) AND query rows (dim 2); drop key 0 (CLS)",
+)
+exercise(
+    "min_max",
+    _lazy("legrad", "min_max"),
+    lambda: [(_rand(3, 4, 4, seed=118) * 5 - 1,), (_rand(2, 6, seed=119),)],
+    notes="one minimum and one maximum per prompt (over everything but dim 0)",
+)
+exercise(
+    "rollout_from_probs",
+    _lazy("compare_maps", "rollout_from_probs"),
+    lambda: [(torch.softmax(_rand(3, 2, 5, 5, seed=120) * 3, -1),), (torch.softmax(_rand(4, 3, 10, 10, seed=121), -1),)],
+    notes="per block: 0.5 * mean over heads + 0.5 * I, rows renormalised; joint = A_l @ joint (later blocks on the left); "
+          "return row 0 without column 0",
+)
+
+
 # ---- comparison ----------------------------------------------------------------------------------------
 def _as_tensor(x) -> torch.Tensor | None:
     if isinstance(x, torch.Tensor):

@@ -27,7 +27,6 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-import torch.nn.functional as F
 from einops import rearrange
 
 from .inside_vit import run_blocks, trace_vit
@@ -224,14 +223,3 @@ def head_contributions(model, data, preprocess=None, batch_size: int = 16, norma
     if total is None:
         result = [torch.cat(parts) for parts in zip(*chunks)]
     return HeadContributions(*result)
-
-
-@torch.no_grad()
-def token_maps(model, images: torch.Tensor, text_embeddings: torch.Tensor, layers=None, heads=None) -> torch.Tensor:
-    """Direct-effect heatmaps: [B, P, H_img, W_img] for P text embeddings (image tokens only, CLS dropped)."""
-    visual = getattr(model, "visual", model)
-    parts = decompose(model, images).tokens(layers, heads)[:, 1:]  # [B, g², d]
-    scores = parts @ F.normalize(text_embeddings.float(), dim=-1).T  # [B, g², P]
-    grid = visual.input_resolution // visual.conv1.kernel_size[0]
-    maps = rearrange(scores, "b (gh gw) p -> b p gh gw", gh=grid)
-    return F.interpolate(maps, size=images.shape[-2:], mode="bilinear", align_corners=False)

@@ -1,22 +1,66 @@
 """Spatial heatmaps from the decomposition (seed 000's "critical line"), and overlays drawn with matplotlib.
 
-textspan_heatmap: sum the decomposition's per-token contributions over the chosen layers and heads, drop the
-CLS source, take the dot product with each (unit) text embedding, optionally subtract the mean over prompts
-(the *relative* map), and upsample from the model's grid (7x7 for ViT-B/32, 14x14 for B/16, 16x16 for L/14,
-8x8 for ToyCLIP) to the image.
+The critical line, for a decomposition `attn` [B, L, N, H, d] (layers, source tokens, heads) and prompts [P, d]:
+
+    attn[0, :, 1:, :].sum(axis=(0, 2)) @ text.T      -> [N-1, P]: each image patch's direct effect, read by each prompt
+
+`patch_scores` is that line (for every image); `to_grid` puts the g² patches back on their g x g grid (7x7 for ViT-B/32,
+14x14 for B/16, 16x16 for L/14, 8x8 for ToyCLIP), `upsample` stretches the grid to the image, and `relative_to_prompts`
+subtracts the mean over prompts. `textspan_heatmap` chains them for one image.
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import torch
+import torch.nn.functional as F
+from einops import rearrange
 
-from .decompose import token_maps
+from .decompose import decompose
+from .inside_vit import vit_visual
+
+
+def patch_scores(attn: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
+    """attn [B, L, N, H, d], texts [P, d] -> [B, P, N-1]: sum layers and heads, drop CLS, dot with each text."""
+    per_patch = attn[:, :, 1:].sum(dim=(1, 3))  # [B, N-1, d]: every layer's and head's share, per source patch
+    return (per_patch @ text_embeddings.T).transpose(1, 2)  # [B, P, N-1]
+
+
+def to_grid(scores: torch.Tensor) -> torch.Tensor:
+    """[..., g²] in reading order (row by row) -> [..., g, g]."""
+    g = math.isqrt(scores.shape[-1])
+    if g * g != scores.shape[-1]:
+        raise ValueError(f"to_grid: {scores.shape[-1]} patches is not a square grid; drop the CLS token first.")
+    return rearrange(scores, "... (gh gw) -> ... gh gw", gh=g)
+
+
+def upsample(grid_maps: torch.Tensor, size: int) -> torch.Tensor:
+    """[B, P, g, g] -> [B, P, size, size], bilinear (pixel centres aligned: F.interpolate's default)."""
+    return F.interpolate(grid_maps, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def relative_to_prompts(maps: torch.Tensor) -> torch.Tensor:
+    """[..., P, H, W] minus the mean over the P prompts: what is special about each prompt, here."""
+    return maps - maps.mean(dim=-3, keepdim=True)
+
+
+@torch.no_grad()
+def token_maps(model, images: torch.Tensor, text_embeddings: torch.Tensor, layers=None, heads=None) -> torch.Tensor:
+    """Direct-effect heatmaps: [B, P, H_img, W_img] for P text embeddings (image tokens only, CLS dropped)."""
+    attn = decompose(model, images).attn  # [B, L, N, H, d]
+    if layers is not None:
+        attn = attn[:, [layers] if isinstance(layers, int) else list(layers)]
+    if heads is not None:
+        attn = attn[:, :, :, [heads] if isinstance(heads, int) else list(heads)]
+    scores = patch_scores(attn, F.normalize(text_embeddings.float(), dim=-1))  # [B, P, g²]
+    return upsample(to_grid(scores), images.shape[-1])
 
 
 def textspan_heatmap(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=None, heads=None,
                      relative: bool = True) -> torch.Tensor:
     """image [3, R, R] (preprocessed), text_embeddings [P, d] -> [P, R, R]."""
-    visual = getattr(model, "visual", model)
+    visual = vit_visual(model, "textspan_heatmap")
     n_layers, n_heads = len(visual.transformer.resblocks), visual.transformer.resblocks[0].attn.num_heads
     for name, chosen, n in (("layer", layers, n_layers), ("head", heads, n_heads)):
         bad = [i for i in ([chosen] if isinstance(chosen, int) else chosen or []) if not -n <= i < n]
@@ -27,7 +71,7 @@ def textspan_heatmap(model, image: torch.Tensor, text_embeddings: torch.Tensor, 
     if image.ndim != 3:
         raise ValueError(f"textspan_heatmap: one image [3, R, R] please; got {tuple(image.shape)}.")
     maps = token_maps(model, image[None], text_embeddings, layers, heads)[0]  # [P, R, R]
-    return maps - maps.mean(dim=0, keepdim=True) if relative else maps
+    return relative_to_prompts(maps) if relative else maps
 
 
 def overlay(image, heatmap, cmap: str = "jet", alpha: float = 0.5) -> np.ndarray:

@@ -128,7 +128,8 @@ def check_images(visual, images: torch.Tensor) -> None:
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"trace_vit expects images [B, 3, H, W]; got {tuple(images.shape)}. Use the model's preprocess.")
     if images.shape[-1] != visual.input_resolution:
-        raise ValueError(f"trace_vit: images are {images.shape[-1]} px but the model expects {visual.input_resolution} px.")
+        raise ValueError(f"images are {images.shape[-1]} px but the model expects {visual.input_resolution} px; "
+                         f"pass them through the model's preprocess first.")
 
 
 def run_blocks(visual, images: torch.Tensor, cls_only: bool = False):

@@ -60,9 +60,18 @@ def one_image(visual, image: torch.Tensor, who: str) -> torch.Tensor:
     return batch
 
 
+def token_mean_embedding(x: torch.Tensor, ln_weight, ln_bias, proj, eps: float = 1e-5) -> torch.Tensor:
+    """Block output x [B, N, D] read as an image embedding: normalise(LayerNorm(mean over tokens) @ proj) -> [B, d].
+
+    Not the CLS token (that is what encode_image reads): LeGrad averages all tokens, CLS included.
+    """
+    pooled = F.layer_norm(x.mean(dim=1), (x.shape[-1],), ln_weight, ln_bias, eps)  # [B, D]
+    return F.normalize(pooled @ proj, dim=-1)  # [B, d]
+
+
 def layer_score(visual, x: torch.Tensor) -> torch.Tensor:
-    """A block's output x [1, N, D] read as an image embedding: normalise(ln_post(token mean) @ proj) -> [1, d]."""
-    return F.normalize(visual.ln_post(x.mean(dim=1)) @ visual.proj, dim=-1)
+    """A block's output x [B, N, D] through the model's own ln_post and proj -> [B, d], unit length."""
+    return token_mean_embedding(x, visual.ln_post.weight, visual.ln_post.bias, visual.proj, visual.ln_post.eps)
 
 
 def block_with_probs(block, x: torch.Tensor):
@@ -88,8 +97,12 @@ def min_max(maps: torch.Tensor) -> torch.Tensor:
     return (maps - lo.view(shape)) / (hi - lo).clamp_min(1e-12).view(shape)
 
 
-def legrad(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=None) -> torch.Tensor:
-    """LeGrad maps for one preprocessed image [3, R, R] and P text embeddings [P, d] -> [P, R, R] in [0, 1]."""
+def legrad(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=None, normalize: bool = True) -> torch.Tensor:
+    """LeGrad maps for one preprocessed image [3, R, R] and P text embeddings [P, d] -> [P, R, R] in [0, 1].
+
+    normalize=False skips the final min-max step and returns the summed relevance itself (notebook 08 uses it to
+    ask whether a prompt for something absent gives a weaker map: min-max scaling hides that).
+    """
     visual = vit_visual(model, "legrad")
     blocks = visual.transformer.resblocks
     chosen = resolve_layers(layers, len(blocks))
@@ -115,4 +128,4 @@ def legrad(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=Non
         grid = math.isqrt(relevance.shape[-1])
         maps = rearrange(relevance, "p (gh gw) -> p 1 gh gw", gh=grid)
         maps = F.interpolate(maps, size=batch.shape[-2:], mode="bilinear", align_corners=False)[:, 0]  # [P, R, R]
-        return min_max(maps).detach()
+        return (min_max(maps) if normalize else maps).detach()

@@ -59,6 +59,10 @@ def _load_state_dict_file(path: Path, device: torch.device):
             f"(first keys: {keys}). Pass the path of a file saved with torch.save(model.state_dict())."
         )
     model = clip.model.build_model(sd).to(device)
+    from . import toyclip
+
+    if toyclip.is_toyclip_state_dict(sd):  # build_model infers width // 64 heads; ToyCLIP uses more (see toyclip)
+        toyclip.set_vision_heads(model, toyclip.VISION_HEADS)
     if device.type == "cpu":
         model.float()
     n_px = model.visual.input_resolution

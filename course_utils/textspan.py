@@ -126,6 +126,9 @@ def property_shares(spans: dict, properties, n_texts: int | None = None) -> dict
     return out
 
 
+ISSUE_PROPERTIES = ("colour", "shape", "position", "size", "count")  # the roles a head is scored on (not background)
+
+
 def toy_head_roles(n_scenes: int = 2000, layers=None, n_texts: int = 5) -> dict:
     """ToyCLIP's late heads described by the toy pool: per head, its texts and the share about one property."""
     from . import pools, toyworld
@@ -161,10 +164,10 @@ def main(argv=None) -> int:
     roles = toy_head_roles(args.scenes, n_texts=args.texts)
     for head, r in roles.items():
         print(f"{head}  {r['property']:>10} {r['share']:4.0%}  explained {r['explained']:.2f}  | " + " · ".join(r["texts"]))
-    props = {r["property"] for r in roles.values() if r["share"] >= 0.8}
+    strong = [r["property"] for r in roles.values() if r["share"] >= 0.8 and r["property"] in ISSUE_PROPERTIES]
     summary = {head: {"property": r["property"], "share": r["share"]} for head, r in roles.items()}
-    summary["heads_at_0.8"] = sum(r["share"] >= 0.8 for r in roles.values())
-    summary["properties_at_0.8"] = sorted(props)
+    summary["heads_at_0.8"] = len(strong)
+    summary["properties_at_0.8"] = sorted(set(strong))
     print(json.dumps(summary))
     return 0
 

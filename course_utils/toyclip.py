@@ -26,6 +26,11 @@ ROOT = Path(__file__).resolve().parent.parent
 CHECKPOINT = ROOT / "data" / "toyclip.pt"
 CONFIG = dict(embed_dim=64, image_resolution=tw.IMAGE_SIZE, vision_layers=4, vision_width=128, vision_patch_size=8,
               context_length=77, vocab_size=49408, transformer_width=128, transformer_heads=2, transformer_layers=3)
+# clip.model.CLIP gives a ViT width // 64 heads, which is 2 at width 128: too few for heads to specialise, and
+# specialised heads are what TextSpan (notebook 06) finds in real CLIP's 12-16 heads per layer. ToyCLIP keeps the
+# width and splits it into 8 heads of 16 dimensions. The state dict is the same shape either way, so every loader
+# must call `set_vision_heads` (models.load_clip does, recognising ToyCLIP by `is_toyclip_state_dict`).
+VISION_HEADS = 8
 TRAIN_CONTEXT = 40  # captions are <= 38 tokens; causal text attention makes later positions irrelevant
 MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073])  # openai CLIP's normalisation, as in clip.load's preprocess
 STD = torch.tensor([0.26862954, 0.26130258, 0.27577711])
@@ -43,7 +48,26 @@ def _clip():
 
 def build(seed: int = 0):
     torch.manual_seed(seed)
-    return _clip().model.CLIP(**CONFIG)
+    return set_vision_heads(_clip().model.CLIP(**CONFIG), VISION_HEADS)
+
+
+def set_vision_heads(model, heads: int):
+    """Split every vision block's attention into `heads` heads (same weights, different grouping)."""
+    for block in model.visual.transformer.resblocks:
+        attn = block.attn
+        if attn.embed_dim % heads:
+            raise ValueError(f"set_vision_heads: width {attn.embed_dim} does not split into {heads} heads.")
+        attn.num_heads, attn.head_dim = heads, attn.embed_dim // heads
+    return model
+
+
+def is_toyclip_state_dict(sd) -> bool:
+    """True for a state dict with ToyCLIP's vision shapes (64 px images, 8 px patches, width 128)."""
+    conv = sd.get("visual.conv1.weight")
+    pos = sd.get("visual.positional_embedding")
+    w, p, r = CONFIG["vision_width"], CONFIG["vision_patch_size"], CONFIG["image_resolution"]
+    return (conv is not None and pos is not None and tuple(conv.shape) == (w, 3, p, p)
+            and pos.shape[0] == (r // p) ** 2 + 1)
 
 
 def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
@@ -185,7 +209,7 @@ def pointing_game(model, n_scenes: int = 300, relative: bool = True) -> dict:
     Returns the hit rate with the standard tolerance (15 px at 224 px, scaled: 4 px here, half a patch)
     and the strict rate (the peak pixel itself on the object), plus the number of objects scored.
     """
-    from .decompose import token_maps
+    from .heatmaps import token_maps
     from .metrics import pointing_hit, standard_tolerance
 
     scenes = tw.scenes(n_scenes, n_objects=2)

@@ -25,3 +25,12 @@ def test_decompose_cost_runs_and_ends_with_json():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["decompose_over_encode"] > 0 and result["head_contributions_peak_rss_gb"] > 0
     assert result["decompose_max_relative_error"] < 1e-5 and result["head_contributions_images"] == 8
+
+
+def test_legrad_cost_runs_and_ends_with_json():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "legrad_cost.py"), "--prompts", "2",
+                           "--repeats", "1", "--no-memory"], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert result["ours_over_legrad_torch"] > 0 and result["textspan_over_legrad"] > 0
+    assert result["max_abs_map_difference"] < 1e-4 and result["prompts"] == 2

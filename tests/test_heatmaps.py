@@ -43,12 +43,14 @@ def test_heatmap_bad_inputs():
     image, texts = torch.randn(3, 64, 64), torch.randn(2, 64)
     with pytest.raises(IndexError, match="4 layers"):
         textspan_heatmap(model, image, texts, layers=[4])
-    with pytest.raises(IndexError, match="2 heads"):
-        textspan_heatmap(model, image, texts, heads=5)
+    with pytest.raises(IndexError, match="8 heads"):
+        textspan_heatmap(model, image, texts, heads=8)
     with pytest.raises(ValueError, match="P >= 1"):
         textspan_heatmap(model, image, torch.zeros(0, 64))
     with pytest.raises(ValueError, match="one image"):
         textspan_heatmap(model, image[None], texts)
+    with pytest.raises(ValueError, match="224 px but the model expects 64 px.*preprocess"):
+        textspan_heatmap(model, torch.randn(3, 224, 224), texts)  # a raw image, not through the model's preprocess
 
 
 def test_overlay():
@@ -57,3 +59,26 @@ def test_overlay():
     assert out.shape == (8, 8, 3) and 0 <= out.min() and out.max() <= 1
     with pytest.raises(ValueError, match="differ"):
         overlay(image, torch.zeros(4, 4))
+
+
+def test_critical_line_pieces():
+    from course_utils.heatmaps import patch_scores, relative_to_prompts, to_grid
+
+    attn = torch.randn(1, 12, 50, 12, 16)  # ViT-B/32's [B, L, N, H, d], with a small d
+    texts = torch.randn(5, 16)
+    seed_line = attn[0, :, 1:, :].sum(axis=(0, 2)) @ texts.T  # seed 000's line: [49, 5]
+    torch.testing.assert_close(patch_scores(attn, texts)[0], seed_line.T, atol=1e-4, rtol=1e-5)
+    grid = to_grid(torch.arange(49.0))
+    assert grid.shape == (7, 7) and grid[1, 0] == 7  # reading order: the second row starts at patch 7
+    with pytest.raises(ValueError, match="not a square grid"):
+        to_grid(torch.zeros(50))
+    maps = torch.randn(2, 5, 4, 4)
+    torch.testing.assert_close(relative_to_prompts(maps).sum(dim=1), torch.zeros(2, 4, 4), atol=1e-5, rtol=0)
+
+
+def test_resnet_clip_is_refused_clearly():
+    import clip
+
+    resnet = clip.model.CLIP(64, 64, (1, 1, 1, 1), 64, None, 77, 49408, 64, 2, 1)
+    with pytest.raises(TypeError, match="ModifiedResNet is not supported"):
+        textspan_heatmap(resnet, torch.randn(3, 64, 64), torch.randn(2, 64))

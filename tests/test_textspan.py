@@ -86,3 +86,13 @@ def test_pools_are_built_by_the_script_and_sized():
     assert all(c in toy for c in tw.COLORS) and all(s in toy for s in tw.SHAPES)
     with pytest.raises(ValueError, match="'real' or 'toy'"):
         pools.load_pool("imagenet")
+
+
+def test_toyclip_late_heads_have_roles():
+    """The issue's bar: TextSpan (5 texts per head, last two layers, toy pool) finds at least two heads with >= 80%
+    of their texts about one property, for two different properties among colour, shape, position, size, count."""
+    from course_utils.textspan import ISSUE_PROPERTIES, toy_head_roles
+
+    roles = toy_head_roles()
+    strong = {r["property"] for r in roles.values() if r["share"] >= 0.8 and r["property"] in ISSUE_PROPERTIES}
+    assert len(strong) >= 2, {h: (r["property"], r["share"]) for h, r in roles.items()}

@@ -58,6 +58,7 @@ def test_bundled_checkpoint_is_registered_and_loads():
     model, preprocess = load_clip("toy", device="cpu")
     info = model_info(model)
     assert (info.image_resolution, info.patch_size, info.grid, info.embed_dim) == (64, 8, 8, 64)
+    assert info.heads == toyclip.VISION_HEADS and toyclip.is_toyclip_state_dict(sd)
     assert model.token_embedding.num_embeddings == 49408 and model.context_length == 77
     assert type(model) is clip.model.CLIP
 
@@ -73,6 +74,14 @@ def test_why_load_clip_does_not_call_clip_load_on_state_dicts():
     ours, _ = load_clip("toy", device="cpu")
     reference = clip.model.build_model(torch.load(toyclip.CHECKPOINT, weights_only=True)).float()
     assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), reference.state_dict().values()))
+    # build_model can't know ToyCLIP's head count (the weights have the same shape for any split): load_clip sets it
+    assert reference.visual.transformer.resblocks[0].attn.num_heads == toyclip.CONFIG["vision_width"] // 64
+    x = toyclip.to_input(toyclip.pil_batch([tw.random_scene(1).image]))
+    with torch.no_grad():
+        wrong = reference.encode_image(x)
+        right = toyclip.set_vision_heads(reference, toyclip.VISION_HEADS).encode_image(x)
+        torch.testing.assert_close(ours.encode_image(x), right)
+    assert not torch.allclose(wrong, right, atol=1e-3)
 
 
 def test_corrupted_checkpoint_is_refused(tmp_path, monkeypatch):

@@ -1,0 +1,74 @@
+"""LeGrad cost: our LeGrad against the authors' legrad-torch, and our TextSpan map against our LeGrad.
+
+    .venv/bin/python benchmarks/legrad_cost.py [--prompts 5] [--repeats 3] [--no-memory]
+
+openai's ViT-B/16 architecture with random weights (no download; cost doesn't depend on the weights), on CPU,
+one 224 px image and `--prompts` unit text embeddings. legrad-torch runs on an open_clip copy of the *same* fp32
+weights, so the benchmark also reports how far the two maps are apart. Each time is the best of `--repeats`
+after a warm-up, all in this run. Peak memory: the extra resident memory of one call, each method in a fresh
+process (Linux; see compare_maps.peak_memory_mb).
+The last line is one JSON object with `ours_over_legrad_torch` and `textspan_over_legrad`.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from course_utils.compare_maps import peak_memory_mb  # noqa: E402
+from course_utils.heatmaps import textspan_heatmap  # noqa: E402
+from course_utils.legrad import legrad  # noqa: E402
+from course_utils.legrad_twin import legrad_torch_maps  # noqa: E402
+from course_utils.models import random_clip  # noqa: E402
+from course_utils.report import print_result  # noqa: E402
+
+ARCH = "ViT-B/16"
+
+
+def best_time(fn, repeats: int) -> float:
+    fn()  # warm-up
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--prompts", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--no-memory", action="store_true", help="skip the per-method peak-memory processes")
+    args = parser.parse_args(argv)
+
+    model = random_clip(ARCH).float()
+    image = torch.randn(3, 224, 224, generator=torch.Generator().manual_seed(0))
+    prompts = F.normalize(torch.randn(args.prompts, 512, generator=torch.Generator().manual_seed(1)), dim=-1)
+    theirs_fn = legrad_torch_maps(model, layer_index=-2)
+    ours_s = best_time(lambda: legrad(model, image, prompts), args.repeats)
+    theirs_s = best_time(lambda: theirs_fn(image, prompts), args.repeats)
+    textspan_s = best_time(lambda: textspan_heatmap(model, image, prompts), args.repeats)
+    diff = (legrad(model, image, prompts) - theirs_fn(image, prompts)).abs().max().item()
+    result = dict(model=f"{ARCH} (random weights)", device="cpu", threads=torch.get_num_threads(), prompts=args.prompts,
+                  legrad_torch_s=round(theirs_s, 3), ours_legrad_s=round(ours_s, 3), textspan_map_s=round(textspan_s, 3),
+                  max_abs_map_difference=float(f"{diff:.2e}"))
+    if not args.no_memory:
+        del model, theirs_fn
+        for key, method in (("legrad_torch", "legrad_torch"), ("ours_legrad", "legrad_last2"), ("textspan_map", "textspan")):
+            result[f"{key}_peak_extra_mb"] = peak_memory_mb(method, ARCH, args.prompts)
+    result["ours_over_legrad_torch"] = round(ours_s / theirs_s, 3)
+    result["textspan_over_legrad"] = round(textspan_s / ours_s, 3)
+    print_result(result)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,251 @@
+"""Compare heatmap methods on ground truth: python -m course_utils.compare_maps
+
+Every method makes, for each object of a two-object toy scene, a map for that object's class prompt
+("a photo of a red star"). The toy world knows each object's mask, so each map gets a score:
+
+- pointing game: does the map's peak land on the object (within the standard tolerance)?
+- mIoU: the map binarised at its own mean, against the object's mask (foreground/background mean IoU);
+- mAP: average precision of the map's pixel scores as a detector of the object's pixels;
+- seconds per map: wall time of the method over all scenes, divided by the number of maps scored.
+
+Methods: `textspan` (the decomposition's direct-effect map, all layers and heads, relative to the mean over the
+100 class prompts), `legrad_last2` (the authors' default), `legrad_all` (every block), and two class-agnostic
+baselines that ignore the prompt: `raw_attention` (last block, CLS query, mean over heads) and `rollout`
+(Abnar & Zuidema, 2020: attention with the residual added, multiplied through the blocks).
+The last printed line is one JSON object: {method: {pointing_game, miou, map, seconds_per_map}}.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from einops import rearrange
+from tqdm.auto import tqdm
+
+from . import toyworld as tw
+from .heatmaps import textspan_heatmap
+from .inside_vit import trace_vit, vit_visual
+from .legrad import legrad
+from .metrics import average_precision, binarize, mean_iou, pointing_hit, standard_tolerance
+
+METHODS = ("textspan", "legrad_last2", "legrad_all", "raw_attention", "rollout")
+N_SCENES = 250  # two objects each: 500 scored maps
+
+
+def _upsample(grid_scores: torch.Tensor, size: int) -> torch.Tensor:
+    """[g²] scores for the image tokens -> [size, size]."""
+    g = int(round(grid_scores.numel() ** 0.5))
+    maps = rearrange(grid_scores, "(gh gw) -> 1 1 gh gw", gh=g)
+    return F.interpolate(maps, size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+
+
+@torch.no_grad()
+def raw_attention(model, image: torch.Tensor) -> torch.Tensor:
+    """The last block's CLS-query attention to the patches, mean over heads: [R, R]. The same for every prompt."""
+    probs = trace_vit(model, image[None], cls_only=True).attn_probs[-1]  # [1, H, 1, N]
+    return _upsample(probs[0, :, 0, 1:].mean(dim=0), image.shape[-1])
+
+
+def rollout_from_probs(probs: torch.Tensor) -> torch.Tensor:
+    """Attention rollout (Abnar & Zuidema, 2020). probs [L, H, N, N] -> [N-1]: the CLS row of the rolled-out map.
+
+    Each block: A = mean over heads, plus the identity for the residual stream (0.5 A + 0.5 I), rows renormalised;
+    then multiply the blocks' matrices, last block on the left.
+    """
+    eye = torch.eye(probs.shape[-1], dtype=probs.dtype)
+    joint = eye
+    for layer in probs:  # [H, N, N], first block first
+        a = 0.5 * layer.mean(dim=0) + 0.5 * eye
+        joint = (a / a.sum(dim=-1, keepdim=True)) @ joint
+    return joint[0, 1:]
+
+
+@torch.no_grad()
+def rollout(model, image: torch.Tensor) -> torch.Tensor:
+    """Attention rollout for one image -> [R, R]. The same for every prompt."""
+    probs = torch.stack([p[0] for p in trace_vit(model, image[None]).attn_probs])  # [L, H, N, N]
+    return _upsample(rollout_from_probs(probs), image.shape[-1])
+
+
+def method_maps(method: str, model, image: torch.Tensor, prompts: torch.Tensor, labels, class_emb: torch.Tensor):
+    """[len(labels), R, R]: the method's map for each wanted class (labels index class_emb's rows)."""
+    if method == "textspan":
+        return textspan_heatmap(model, image, class_emb)[labels]  # relative to the mean over all classes
+    if method == "legrad_last2":
+        return legrad(model, image, prompts)
+    if method == "legrad_all":
+        return legrad(model, image, prompts, layers=range(len(vit_visual(model, "legrad").transformer.resblocks)))
+    if method == "raw_attention":
+        return raw_attention(model, image).expand(len(labels), -1, -1)
+    if method == "rollout":
+        return rollout(model, image).expand(len(labels), -1, -1)
+    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}.")
+
+
+def class_embeddings(model) -> torch.Tensor:
+    """[100, d] unit-norm embeddings of the toy classes with the course's prompt ("a photo of a red star")."""
+    from .toyclip import class_text_embeddings
+
+    return class_text_embeddings(model, [c.replace("_", " ") for c in tw.CLASSES])
+
+
+def compare(model=None, n_scenes: int = N_SCENES, methods=METHODS, progress: bool = True) -> dict:
+    """Score every method on the first `n_scenes` two-object scenes -> {method: {pointing_game, miou, map, ...}}."""
+    from .models import load_toyclip
+
+    if model is None:
+        model, _ = load_toyclip("cpu")
+    model = model.float().eval()
+    unknown = [m for m in methods if m not in METHODS]
+    if unknown:
+        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}.")
+    from .toyclip import pil_batch, to_input
+
+    scenes = tw.scenes(n_scenes, n_objects=2)
+    class_emb = class_embeddings(model)
+    tolerance = standard_tolerance(tw.IMAGE_SIZE)
+    scores = {m: dict(hits=[], miou=[], ap=[], seconds=0.0) for m in methods}
+    warm = to_input(pil_batch([scenes[0].image]))[0]
+    for m in methods:  # the first call of each method pays one-off costs; keep them out of the timing
+        method_maps(m, model, warm, class_emb[:2], [0, 1], class_emb)
+    for scene in tqdm(scenes, desc="scoring maps", disable=not progress, mininterval=5):
+        image = to_input(pil_batch([scene.image]))[0]  # [3, 64, 64]
+        labels = [obj.label for obj in scene.objects]
+        for m in methods:
+            start = time.perf_counter()
+            maps = method_maps(m, model, image, class_emb[labels], labels, class_emb)
+            scores[m]["seconds"] += time.perf_counter() - start
+            for obj, heat in zip(scene.objects, maps):
+                scores[m]["hits"].append(pointing_hit(heat, obj.mask, tolerance))
+                scores[m]["miou"].append(mean_iou(binarize(heat), obj.mask))
+                scores[m]["ap"].append(average_precision(heat, obj.mask))
+    return {m: dict(pointing_game=round(float(np.mean(s["hits"])), 4), miou=round(float(np.mean(s["miou"])), 4),
+                    map=round(float(np.mean(s["ap"])), 4), seconds_per_map=float(f"{s['seconds'] / len(s['hits']):.3g}"),
+                    objects=len(s["hits"]))
+            for m, s in scores.items()}
+
+
+def absent_class(scene, seed: int) -> int:
+    """A class whose colour and shape both differ from every object in the scene."""
+    rng = np.random.default_rng(seed)
+    colours = {o.color for o in scene.objects}
+    shapes = {o.shape for o in scene.objects}
+    options = [i for i, c in enumerate(tw.CLASSES) if c.split("_")[0] not in colours and c.split("_")[1] not in shapes]
+    return int(rng.choice(options))
+
+
+def wrong_prompt_test(model=None, n_scenes: int = 100, progress: bool = True) -> dict:
+    """Does a prompt for something absent give a weaker map than a prompt for an object that is there?
+
+    Per scene: the peak of the map for one present object's class against the peak for an absent class (a colour and
+    a shape not in the scene). Maps are compared *before* any min-max scaling: TextSpan's relative scores, and LeGrad's
+    summed relevance (normalize=False); after LeGrad's min-max step every map peaks at exactly 1.
+    Returns, per method, the share of scenes where the present object's peak is higher, and the mean peak ratio.
+    """
+    from .models import load_toyclip
+    from .toyclip import pil_batch, to_input
+
+    if model is None:
+        model, _ = load_toyclip("cpu")
+    model = model.float().eval()
+    class_emb = class_embeddings(model)
+    out = {m: dict(wins=[], ratio=[]) for m in ("textspan", "legrad_last2")}
+    for i, scene in enumerate(tqdm(tw.scenes(n_scenes, n_objects=2), desc="wrong prompts", disable=not progress)):
+        image = to_input(pil_batch([scene.image]))[0]
+        pair = [scene.objects[0].label, absent_class(scene, i)]  # [present, absent]
+        peaks = {"textspan": textspan_heatmap(model, image, class_emb)[pair].amax(dim=(1, 2)),
+                 "legrad_last2": legrad(model, image, class_emb[pair], normalize=False).amax(dim=(1, 2))}
+        for m, (present, absent) in peaks.items():
+            out[m]["wins"].append(bool(present > absent))
+            out[m]["ratio"].append(float(absent / present) if present > 0 else float("nan"))
+    return {m: dict(present_beats_absent=round(float(np.mean(v["wins"])), 4),
+                    absent_over_present_peak=round(float(np.nanmean(v["ratio"])), 3), scenes=n_scenes)
+            for m, v in out.items()}
+
+
+def table(results: dict) -> str:
+    lines = [f"{'method':<14} {'pointing':>8} {'mIoU':>6} {'mAP':>6} {'ms/map':>7}  objects"]
+    for m, r in results.items():
+        lines.append(f"{m:<14} {r['pointing_game']:>8.3f} {r['miou']:>6.3f} {r['map']:>6.3f} "
+                     f"{1000 * r['seconds_per_map']:>7.2f}  {r['objects']}")
+    return "\n".join(lines)
+
+
+# ---- peak memory, measured in a fresh process per method ---------------------------------------------------
+def _rss_kb(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def _memory_child(method: str, arch: str, n_prompts: int) -> dict:
+    """Runs in the child: build the model, reset the peak, make the maps once, report the extra peak."""
+    from .models import load_toyclip, random_clip
+
+    torch.set_num_threads(1)
+    model = load_toyclip("cpu")[0].float() if arch == "toy" else random_clip(arch).float()
+    visual = vit_visual(model, "memory")
+    r = visual.input_resolution
+    image = torch.randn(3, r, r, generator=torch.Generator().manual_seed(0))
+    prompts = F.normalize(torch.randn(n_prompts, visual.proj.shape[1], generator=torch.Generator().manual_seed(1)), dim=-1)
+    if method == "legrad_torch":
+        from .legrad_twin import legrad_torch_maps  # test dependency: open_clip + legrad-torch
+
+        run = legrad_torch_maps(model, layer_index=-2)
+        fn = lambda: run(image, prompts)  # noqa: E731
+    else:
+        fn = lambda: method_maps(method, model, image, prompts, list(range(n_prompts)), prompts)  # noqa: E731
+    try:  # Linux: reset VmHWM to the current RSS, forgetting the model build's own peak
+        with open("/proc/self/clear_refs", "w") as f:
+            f.write("5")
+    except OSError:
+        return dict(method=method, peak_extra_mb=None)
+    before = _rss_kb("VmRSS")  # model built and every import done; nothing of the method has run yet
+    fn()  # the first call: after a warm-up the allocator would keep the peak's memory and hide it from VmHWM
+    peak = _rss_kb("VmHWM")
+    if peak is None or before is None:
+        return dict(method=method, peak_extra_mb=None)
+    return dict(method=method, peak_extra_mb=round(max(0, peak - before) / 1024, 1))
+
+
+def peak_memory_mb(method: str, arch: str = "toy", n_prompts: int = 5, timeout: float = 300) -> float | None:
+    """Extra resident memory (MiB) one call of `method` needs, measured in a fresh process (None off Linux)."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "course_utils.compare_maps", "--memory-child", method,
+                           "--arch", arch, "--prompts", str(n_prompts)], capture_output=True, text=True, timeout=timeout)
+    if proc.returncode != 0:
+        raise RuntimeError(f"peak_memory_mb({method!r}, {arch!r}) failed:\n{proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])["peak_extra_mb"]
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description="Score TextSpan, LeGrad and attention baselines on toy-world masks.")
+    parser.add_argument("--scenes", type=int, default=N_SCENES, help="two-object scenes (two maps each)")
+    parser.add_argument("--memory-child", choices=METHODS + ("legrad_torch",), help=argparse.SUPPRESS)
+    parser.add_argument("--arch", default="toy", help=argparse.SUPPRESS)
+    parser.add_argument("--prompts", type=int, default=5, help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.memory_child:
+        print(json.dumps(_memory_child(args.memory_child, args.arch, args.prompts)))
+        return 0
+    torch.manual_seed(0)
+    results = compare(n_scenes=args.scenes)
+    print(table(results))
+    print(json.dumps({m: {k: r[k] for k in ("pointing_game", "miou", "map", "seconds_per_map")}
+                      for m, r in results.items()}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
