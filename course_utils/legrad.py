@@ -129,3 +129,19 @@ def legrad(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=Non
         maps = rearrange(relevance, "p (gh gw) -> p 1 gh gw", gh=grid)
         maps = F.interpolate(maps, size=batch.shape[-2:], mode="bilinear", align_corners=False)[:, 0]  # [P, R, R]
         return (min_max(maps) if normalize else maps).detach()
+
+
+@torch.no_grad()
+def readout_accuracy(model, images: torch.Tensor, labels: torch.Tensor, class_emb: torch.Tensor) -> dict:
+    """LeGrad's premise, tested: zero-shot top-1 of each block's token-mean readout, next to the CLS embedding's.
+
+    images [B, 3, R, R] (preprocessed), labels [B], class_emb [C, d] -> {"cls": acc, "token_mean": [acc per block]}.
+    LeGrad differentiates `layer_score`; its maps mean something only where that readout lives in the text space.
+    """
+    from .inside_vit import trace_vit
+
+    visual = vit_visual(model, "readout_accuracy")
+    trace = trace_vit(model, images)
+    texts = F.normalize(class_emb.float(), dim=-1)
+    top1 = lambda emb: (emb.float() @ texts.T).argmax(dim=-1).eq(labels).float().mean().item()  # noqa: E731
+    return dict(cls=top1(trace.embedding), token_mean=[top1(layer_score(visual, x)) for x in trace.residuals[1:]])

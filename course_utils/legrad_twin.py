@@ -27,7 +27,11 @@ def open_clip_twin(model):
 
 def legrad_torch_maps(model, layer_index: int = -2):
     """A function (image [3, R, R], unit text embeddings [P, d]) -> [P, R, R], computed by legrad-torch."""
-    from legrad import LeWrapper
+    import warnings
+
+    with warnings.catch_warnings():  # legrad-torch imports a timm path that timm marks as deprecated
+        warnings.simplefilter("ignore", FutureWarning)
+        from legrad import LeWrapper
 
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Activating necessary hooks ..."
         wrapped = LeWrapper(open_clip_twin(model), layer_index=layer_index)

@@ -66,3 +66,18 @@ def test_legrad_bad_inputs(b16):
     resnet = clip.model.CLIP(64, 64, (1, 1, 1, 1), 64, None, 77, 49408, 64, 2, 1)
     with pytest.raises(TypeError, match="ModifiedResNet is not supported"):
         legrad(resnet, image, texts)
+
+
+def test_legrads_premise_fails_on_toyclip_and_the_readout_is_exact():
+    """ToyCLIP was trained through CLS only: its token-mean readout (what LeGrad differentiates) is near chance."""
+    from course_utils import toyclip
+    from course_utils import toyworld as tw
+    from course_utils.legrad import readout_accuracy
+
+    model, preprocess = load_toyclip("cpu")
+    ds = tw.ToyShapes(train=False, n=200)
+    images = torch.stack([preprocess(ds[i][0]) for i in range(200)])
+    labels = torch.tensor([ds[i][1] for i in range(200)])
+    acc = readout_accuracy(model, images, labels, toyclip.class_text_embeddings(model, tw.CLASSES))
+    assert len(acc["token_mean"]) == 4 and acc["cls"] > 0.95
+    assert max(acc["token_mean"]) < 0.2
