@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from course_utils.decompose import decompose, head_contributions  # noqa: E402
 from course_utils.models import ARCHITECTURES, random_clip  # noqa: E402
-from course_utils.report import print_result  # noqa: E402
+from course_utils.report import best_time, print_result  # noqa: E402
 
 
 class SyntheticImages(torch.utils.data.Dataset):
@@ -40,16 +40,6 @@ class SyntheticImages(torch.utils.data.Dataset):
 
     def __getitem__(self, i):
         return torch.randn(3, 224, 224, generator=torch.Generator().manual_seed(i)), i % 100
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def peak_rss_gb() -> float:

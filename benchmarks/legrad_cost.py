@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-import time
 from pathlib import Path
 
 import torch
@@ -27,19 +26,9 @@ from course_utils.heatmaps import textspan_heatmap  # noqa: E402
 from course_utils.legrad import legrad  # noqa: E402
 from course_utils.legrad_twin import legrad_torch_maps  # noqa: E402
 from course_utils.models import random_clip  # noqa: E402
-from course_utils.report import print_result  # noqa: E402
+from course_utils.report import best_time, print_result  # noqa: E402
 
 ARCH = "ViT-B/16"
-
-
-def best_time(fn, repeats: int) -> float:
-    fn()  # warm-up
-    times = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - start)
-    return min(times)
 
 
 def main(argv=None) -> int:

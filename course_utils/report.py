@@ -1,10 +1,22 @@
-"""Report: how the course's command-line measurements print their results.
+"""Report: how the course's command-line measurements time things and print their results.
 
 A key/value table for people, then the same dict as one JSON object on the last line, for scripts and notes.
 """
 from __future__ import annotations
 
 import json
+import time
+
+
+def best_time(fn, repeats: int) -> float:
+    """Seconds for the fastest of `repeats` calls of fn(), after one warm-up call (one-off costs left out)."""
+    fn()
+    times = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - start)
+    return min(times)
 
 
 def print_result(result: dict) -> None:
