@@ -24,11 +24,10 @@ import time
 import numpy as np
 import torch
 import torch.nn.functional as F
-from einops import rearrange
 from tqdm.auto import tqdm
 
 from . import toyworld as tw
-from .heatmaps import textspan_heatmap
+from .heatmaps import textspan_heatmap, to_grid, upsample
 from .inside_vit import trace_vit, vit_visual
 from .legrad import legrad
 from .metrics import average_precision, binarize, mean_iou, pointing_hit, standard_tolerance
@@ -39,9 +38,7 @@ N_SCENES = 250  # two objects each: 500 scored maps
 
 def _upsample(grid_scores: torch.Tensor, size: int) -> torch.Tensor:
     """[g²] scores for the image tokens -> [size, size]."""
-    g = int(round(grid_scores.numel() ** 0.5))
-    maps = rearrange(grid_scores, "(gh gw) -> 1 1 gh gw", gh=g)
-    return F.interpolate(maps, size=(size, size), mode="bilinear", align_corners=False)[0, 0]
+    return upsample(to_grid(grid_scores)[None, None], size)[0, 0]
 
 
 @torch.no_grad()
@@ -106,15 +103,16 @@ def compare(model=None, n_scenes: int = N_SCENES, methods=METHODS, progress: boo
         raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}.")
     from .toyclip import pil_batch, to_input
 
-    scenes = tw.scenes(n_scenes, n_objects=2)
+    size = vit_visual(model, "compare").input_resolution  # ToyCLIP 64 px; openai's ViTs 224 px
+    scenes = tw.scenes(n_scenes, n_objects=2, size=size)
     class_emb = class_embeddings(model)
-    tolerance = standard_tolerance(tw.IMAGE_SIZE)
+    tolerance = standard_tolerance(size)
     scores = {m: dict(hits=[], miou=[], ap=[], seconds=0.0) for m in methods}
     warm = to_input(pil_batch([scenes[0].image]))[0]
     for m in methods:  # the first call of each method pays one-off costs; keep them out of the timing
         method_maps(m, model, warm, class_emb[:2], [0, 1], class_emb)
     for scene in tqdm(scenes, desc="scoring maps", disable=not progress, mininterval=5):
-        image = to_input(pil_batch([scene.image]))[0]  # [3, 64, 64]
+        image = to_input(pil_batch([scene.image]))[0]  # [3, R, R]: the same as the model's preprocess at its own size
         labels = [obj.label for obj in scene.objects]
         for m in methods:
             start = time.perf_counter()
@@ -155,7 +153,8 @@ def wrong_prompt_test(model=None, n_scenes: int = 100, progress: bool = True) ->
     model = model.float().eval()
     class_emb = class_embeddings(model)
     out = {m: dict(wins=[], ratio=[]) for m in ("textspan", "legrad_last2")}
-    for i, scene in enumerate(tqdm(tw.scenes(n_scenes, n_objects=2), desc="wrong prompts", disable=not progress)):
+    size = vit_visual(model, "wrong_prompt_test").input_resolution
+    for i, scene in enumerate(tqdm(tw.scenes(n_scenes, n_objects=2, size=size), desc="wrong prompts", disable=not progress)):
         image = to_input(pil_batch([scene.image]))[0]
         pair = [scene.objects[0].label, absent_class(scene, i)]  # [present, absent]
         peaks = {"textspan": textspan_heatmap(model, image, class_emb)[pair].amax(dim=(1, 2)),

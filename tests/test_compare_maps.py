@@ -74,3 +74,22 @@ def test_wrong_prompt_test_picks_truly_absent_classes():
     result = cm.wrong_prompt_test(n_scenes=4, progress=False)
     assert set(result) == {"textspan", "legrad_last2"}
     assert all(0 <= r["present_beats_absent"] <= 1 and r["scenes"] == 4 for r in result.values())
+
+
+def test_compare_runs_at_an_openai_resolution():
+    """Real mode hands compare() ViT-B/32 (224 px): scenes are drawn at the model's size, and to_input equals its
+    preprocess there (random weights: this checks the plumbing, not the scores)."""
+    import clip
+
+    from course_utils import toyclip
+    from course_utils import toyworld as tw
+    from course_utils.models import random_clip
+
+    model = random_clip("ViT-B/32").float()
+    scene = tw.scenes(1, n_objects=2, size=224)[0]
+    preprocess = clip.clip._transform(224)
+    torch.testing.assert_close(toyclip.to_input(toyclip.pil_batch([scene.image]))[0], preprocess(scene.image),
+                               atol=1e-5, rtol=0)
+    results = cm.compare(model, n_scenes=1, progress=False)
+    assert all(r["objects"] == 2 for r in results.values())
+    assert set(cm.wrong_prompt_test(model, n_scenes=1, progress=False)) == {"textspan", "legrad_last2"}
