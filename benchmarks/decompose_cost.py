@@ -26,7 +26,7 @@ sys.path.insert(0, str(ROOT))
 
 from course_utils.decompose import decompose, head_contributions  # noqa: E402
 from course_utils.models import ARCHITECTURES, random_clip  # noqa: E402
-from course_utils.report import best_time, print_result  # noqa: E402
+from course_utils.report import best_time, print_result, proc_status_kb  # noqa: E402
 
 
 class SyntheticImages(torch.utils.data.Dataset):
@@ -44,13 +44,10 @@ class SyntheticImages(torch.utils.data.Dataset):
 
 def peak_rss_gb() -> float:
     """This process's peak resident set size. VmHWM, because ru_maxrss keeps the parent's peak across fork + exec."""
-    try:
-        for line in Path("/proc/self/status").read_text().splitlines():
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1]) / 2**20  # kB -> GB
-    except OSError:
-        pass
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20  # Linux reports KiB
+    peak_kb = proc_status_kb("VmHWM")
+    if peak_kb is None:
+        peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # Linux reports KiB
+    return peak_kb / 2**20  # kB -> GB
 
 
 def memory_run(n_images: int, batch_size: int) -> None:

@@ -31,6 +31,7 @@ from .heatmaps import textspan_heatmap, to_grid, upsample
 from .inside_vit import trace_vit, vit_visual
 from .legrad import legrad
 from .metrics import average_precision, binarize, mean_iou, pointing_hit, standard_tolerance
+from .report import proc_status_kb
 
 METHODS = ("textspan", "legrad_last2", "legrad_all", "raw_attention", "rollout")
 N_SCENES = 250  # two objects each: 500 scored maps
@@ -176,17 +177,6 @@ def table(results: dict) -> str:
 
 
 # ---- peak memory, measured in a fresh process per method ---------------------------------------------------
-def _rss_kb(field: str) -> int | None:
-    try:
-        with open("/proc/self/status") as f:
-            for line in f:
-                if line.startswith(field + ":"):
-                    return int(line.split()[1])
-    except OSError:
-        return None
-    return None
-
-
 def _memory_child(method: str, arch: str, n_prompts: int) -> dict:
     """Runs in the child: build the model, reset the peak, make the maps once, report the extra peak."""
     from .models import load_toyclip, random_clip
@@ -209,9 +199,9 @@ def _memory_child(method: str, arch: str, n_prompts: int) -> dict:
             f.write("5")
     except OSError:
         return dict(method=method, peak_extra_mb=None)
-    before = _rss_kb("VmRSS")  # model built and every import done; nothing of the method has run yet
+    before = proc_status_kb("VmRSS")  # model built and every import done; nothing of the method has run yet
     fn()  # the first call: after a warm-up the allocator would keep the peak's memory and hide it from VmHWM
-    peak = _rss_kb("VmHWM")
+    peak = proc_status_kb("VmHWM")
     if peak is None or before is None:
         return dict(method=method, peak_extra_mb=None)
     return dict(method=method, peak_extra_mb=round(max(0, peak - before) / 1024, 1))

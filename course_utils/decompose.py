@@ -42,11 +42,14 @@ class Decomposition:
         """Sum of every part: equals `embedding`."""
         return self.attn.sum(dim=(1, 2, 3)) + self.mlp.sum(dim=1)
 
+    def select(self, layers=None, heads=None) -> torch.Tensor:
+        """[B, L', N, H', d]: `attn` restricted to the chosen layers and heads (default all)."""
+        a = self.attn if layers is None else self.attn[:, _as_index(layers)]
+        return a if heads is None else a[..., _as_index(heads), :]
+
     def tokens(self, layers=None, heads=None) -> torch.Tensor:
         """[B, N, d]: per-source-token contributions, summed over the chosen layers and heads (default all)."""
-        a = self.attn if layers is None else self.attn[:, _as_index(layers)]
-        a = a if heads is None else a[..., _as_index(heads), :]
-        return a.sum(dim=(1, 3))
+        return self.select(layers, heads).sum(dim=(1, 3))
 
     def heads(self) -> torch.Tensor:
         """[B, L, H, d]: each head's contribution, summed over source tokens."""
@@ -58,7 +61,7 @@ class Decomposition:
 
 
 def _as_index(x):
-    return [x] if isinstance(x, int) else x
+    return [x] if isinstance(x, int) else list(x)
 
 
 def fold_ln_proj(weight: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:

@@ -48,11 +48,7 @@ def relative_to_prompts(maps: torch.Tensor) -> torch.Tensor:
 @torch.no_grad()
 def token_maps(model, images: torch.Tensor, text_embeddings: torch.Tensor, layers=None, heads=None) -> torch.Tensor:
     """Direct-effect heatmaps: [B, P, H_img, W_img] for P text embeddings (image tokens only, CLS dropped)."""
-    attn = decompose(model, images).attn  # [B, L, N, H, d]
-    if layers is not None:
-        attn = attn[:, [layers] if isinstance(layers, int) else list(layers)]
-    if heads is not None:
-        attn = attn[:, :, :, [heads] if isinstance(heads, int) else list(heads)]
+    attn = decompose(model, images).select(layers, heads)  # [B, L', N, H', d]
     scores = patch_scores(attn, F.normalize(text_embeddings.float(), dim=-1))  # [B, P, g²]
     return upsample(to_grid(scores), images.shape[-1])
 

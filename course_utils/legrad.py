@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from .inside_vit import check_images, patch_tokens, qkv_heads, vit_visual
+from .inside_vit import attention_heads, check_images, patch_tokens, trace_vit, vit_visual
 
 
 def default_layers(n_layers: int) -> list[int]:
@@ -77,8 +77,7 @@ def layer_score(visual, x: torch.Tensor) -> torch.Tensor:
 def block_with_probs(block, x: torch.Tensor):
     """One block with its attention probabilities as a leaf to differentiate. x [1, N, D] -> (probs, out)."""
     attn = block.attn
-    q, k, v = qkv_heads(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias, attn.num_heads)  # [1, H, N, d_h]
-    probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # [1, H, N, N]
+    probs, v = attention_heads(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias, attn.num_heads)  # [1,H,N,N]
     probs = probs.detach().requires_grad_()  # a leaf: everything upstream is held fixed
     mid = x + attn.out_proj(rearrange(probs @ v, "b h n d -> b n (h d)"))
     return probs, mid + block.mlp(block.ln_2(mid))
@@ -138,8 +137,6 @@ def readout_accuracy(model, images: torch.Tensor, labels: torch.Tensor, class_em
     images [B, 3, R, R] (preprocessed), labels [B], class_emb [C, d] -> {"cls": acc, "token_mean": [acc per block]}.
     LeGrad differentiates `layer_score`; its maps mean something only where that readout lives in the text space.
     """
-    from .inside_vit import trace_vit
-
     visual = vit_visual(model, "readout_accuracy")
     trace = trace_vit(model, images)
     texts = F.normalize(class_emb.float(), dim=-1)

@@ -19,6 +19,18 @@ def best_time(fn, repeats: int) -> float:
     return min(times)
 
 
+def proc_status_kb(field: str) -> int | None:
+    """A kB field of /proc/self/status ("VmRSS", "VmHWM": current and peak resident memory); None off Linux."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
 def print_result(result: dict) -> None:
     width = max(map(len, result))
     for key, value in result.items():
