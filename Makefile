@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test unit exercises lab clean
+.PHONY: install run test unit sync exercises lab clean
 
 # Re-installs only when pyproject.toml changes; a second `make install` is a no-op.
 install: $(STAMP)
@@ -27,9 +27,17 @@ test: install
 unit: install
 	COURSE_OFFLINE=1 $(PY) -m pytest tests -q
 
-# Regenerate the student notebooks (stubs instead of solutions, outputs cleared).
-exercises: install
+# Lessons are pairs: notebooks/NN_*.py (edit this) and notebooks/NN_*.ipynb (same cells + executed outputs).
+# `sync` brings each pair in line (jupytext --sync: the newer file wins; a lone .py gets its .ipynb), then
+# course_utils.exercises strips widget state, writes the Colab badge and setup cell, rewrites the .py from the
+# .ipynb and regenerates the student notebooks (stubs instead of solutions, outputs cleared).
+LESSONS := $(sort $(basename $(wildcard notebooks/[0-9][0-9]_*.ipynb notebooks/[0-9][0-9]_*.py)))
+sync: install
+	$(VENV)/bin/jupytext --sync --quiet $(foreach l,$(LESSONS),$(if $(wildcard $(l).ipynb),$(l).ipynb,$(l).py))
 	$(PY) -m course_utils.exercises
+
+# The same as `sync` (kept for the old name).
+exercises: sync
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks

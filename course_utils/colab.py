@@ -1,11 +1,13 @@
-"""Colab: the one place the repository URL lives, and the setup cell every notebook starts with.
+"""Colab: the one place the repository URL lives, the badge under each notebook's title and the setup cell every
+notebook starts with.
 
-`python -m course_utils.exercises` (make exercises) rewrites each notebook's first code cell from
-`setup_cell_source()`, and a test fails if a notebook's cell differs, so the URL is never copy-pasted.
+`python -m course_utils.exercises` (make sync) rewrites the badge in the first markdown cell from `colab_badge()` and
+the first code cell from `setup_cell_source()` in every lesson, its .py source and its student copy, and a test fails
+if any of them differs, so the URL is never copy-pasted.
 """
 from __future__ import annotations
 
-REPO_URL = "https://github.com/inside-clip/inside-clip"  # change here only; then run `make exercises`
+REPO_URL = "https://github.com/inside-clip/inside-clip"  # change here only; then run `make sync`
 BRANCH = "main"
 SETUP_TAG = "colab-setup"
 

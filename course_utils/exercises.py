@@ -1,13 +1,20 @@
-"""Student notebooks: `python -m course_utils.exercises` (make exercises).
+"""Lessons, their .py sources and the student notebooks: `python -m course_utils.exercises` (make sync).
 
-For each solution notebook notebooks/NN_*.ipynb it
-- rewrites the first code cell from colab.setup_cell_source() (the one place the repo URL lives);
+Each lesson is a pair: notebooks/NN_*.py (jupytext py:percent, the file people edit and review) and
+notebooks/NN_*.ipynb (the same cells plus the executed outputs that nbval checks). `make sync` first runs
+`jupytext --sync` (the newer side of each pair wins), then this module, which for each lesson
+- strips the saved widget state (`metadata.widgets`: learner-dependent output, hundreds of KB);
+- writes the "Open in Colab" badge in the first markdown cell from colab.colab_badge() and the first code cell
+  from colab.setup_cell_source() (colab.py is the one place the repo URL lives);
 - clears the stored outputs that differ between learners: cells tagged "varies" (banners, widgets, timings),
   or every cell if the notebook's metadata says `"inside_clip": {"store_outputs": false}` (mode-dependent notebooks);
+- rewrites notebooks/NN_*.py from the .ipynb with jupytext (settings: the repository's jupytext.toml);
 - writes notebooks/exercises/NN_*.ipynb where every cell tagged "solution" keeps its code outside
   `# BEGIN SOLUTION` / `# END SOLUTION` and has the inside replaced by `raise NotImplementedError`,
-  followed by a collapsed "Show solution" cell; all outputs are cleared.
+  followed by a collapsed "Show solution" cell; all outputs are cleared, the badge opens the student copy.
+It refuses to touch a lesson whose .py and .ipynb hold different cells (edited apart): run `make sync` for that.
 `--check` changes nothing and exits 1 if any file is out of date (the tests use it).
+`--notebooks DIR` works on another copy of the notebooks folder (the tests use a temporary one).
 """
 from __future__ import annotations
 
@@ -19,6 +26,7 @@ from pathlib import Path
 
 import nbformat
 
+from . import colab
 from .colab import SETUP_TAG, setup_cell_source
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -28,10 +36,14 @@ SOLUTION_TAG = "solution"
 VARIES_TAG = "varies"
 BEGIN, END = "# BEGIN SOLUTION", "# END SOLUTION"
 STUB_MESSAGE = "Your turn: replace this line with your code, then run the checker cell below."
+LESSON_GLOB = "[0-9][0-9]_*"
+TEXT_FORMAT = "py:percent"  # the paired source of each lesson
+PAIRED_FORMATS = f"ipynb,{TEXT_FORMAT}"
+BADGE = re.compile(r"\[!\[Open In Colab\]\([^)\s]*\)\]\([^)\s]*\)")
 
 
-def solution_notebooks() -> list[Path]:
-    return sorted(NOTEBOOKS.glob("[0-9][0-9]_*.ipynb"))
+def solution_notebooks(folder: Path | None = None) -> list[Path]:
+    return sorted((NOTEBOOKS if folder is None else Path(folder)).glob(f"{LESSON_GLOB}.ipynb"))
 
 
 def make_stub(source: str) -> str:
@@ -50,10 +62,95 @@ def tags(cell) -> list[str]:
     return list(cell.get("metadata", {}).get("tags", []))
 
 
+# --- jupytext: the .py half of each lesson ------------------------------------------------------------------------
+
+def jupytext_config(folder: Path | None = None):
+    """The jupytext configuration that `jupytext --sync` uses for the lessons in `folder` (found the same way:
+    jupytext.toml in the folder or a parent)."""
+    from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
+
+    folder = NOTEBOOKS if folder is None else Path(folder)
+    path = find_jupytext_configuration_file(str(folder))
+    if path is None or Path(path).name != "jupytext.toml":
+        raise FileNotFoundError(f"no jupytext.toml in {folder} or a parent folder (the repository root has one)")
+    return load_jupytext_configuration_file(path)
+
+
+def pairing_metadata(config) -> dict:
+    """A lesson's `jupytext` metadata. Besides the pairing, it holds what jupytext records when it reads the .py
+    (the filters, the language), so `jupytext --sync` writes the same .ipynb whichever side of the pair is newer."""
+    return {
+        "cell_metadata_filter": config.cell_metadata_filter,
+        "formats": PAIRED_FORMATS,
+        "main_language": "python",
+        "notebook_metadata_filter": config.notebook_metadata_filter,
+    }
+
+
+def text_source(nb, config) -> str:
+    """The paired .py of a lesson, as `jupytext --sync` writes it."""
+    import jupytext
+
+    text = jupytext.writes(nb, fmt=TEXT_FORMAT, config=config)
+    return text if text.endswith("\n") else text + "\n"
+
+
+def holds_other_cells(py_text: str, nb, config) -> bool:
+    """True if reading the .py into the .ipynb (what `jupytext --sync` does when the .py is newer) would change
+    the lesson's cells or metadata: the two were edited apart, and overwriting the .py would lose work."""
+    import jupytext
+    from jupytext.combine import combine_inputs_with_outputs
+
+    def without_pairing(notebook) -> str:  # the pairing metadata is ours to write
+        notebook = copy.deepcopy(notebook)
+        notebook.metadata.pop("jupytext", None)
+        return nbformat.writes(notebook)
+
+    merged = combine_inputs_with_outputs(
+        jupytext.reads(py_text, fmt=TEXT_FORMAT, config=config), copy.deepcopy(nb), fmt=TEXT_FORMAT
+    )
+    return without_pairing(merged) != without_pairing(nb)
+
+
+def sync_pairing(nb, config) -> bool:
+    """Pair the lesson with its .py. Returns True if the notebook changed."""
+    want = pairing_metadata(config)
+    changed = nb.metadata.get("jupytext") != want
+    nb.metadata["jupytext"] = want
+    return changed
+
+
+# --- what every lesson gets from colab.py and what it must not store --------------------------------------------
+
+def strip_widget_state(nb) -> bool:
+    """Drop the saved ipywidgets state (`metadata.widgets`). Returns True if the notebook changed."""
+    return nb.metadata.pop("widgets", None) is not None
+
+
+def sync_badge(nb, notebook_path: str) -> bool:
+    """Make the badge in the first markdown cell colab.colab_badge(notebook_path); a missing badge goes under the title.
+    Returns True if the notebook changed."""
+    first = next(c for c in nb.cells if c.cell_type == "markdown")
+    want = colab.colab_badge(notebook_path)
+    if BADGE.search(first.source):
+        source = BADGE.sub(lambda _: want, first.source, count=1)
+    else:
+        title, _, rest = first.source.partition("\n")
+        parts = [title, want, rest.strip("\n")] if title.startswith("#") else [want, first.source]
+        source = "\n\n".join(part for part in parts if part)
+    changed = source != first.source
+    first.source = source
+    return changed
+
+
 def sync_setup_cell(nb) -> bool:
-    """Make the first code cell the Colab setup cell. Returns True if the notebook changed."""
-    first = next(c for c in nb.cells if c.cell_type == "code")
+    """Make the first code cell the Colab setup cell (a new one goes before it unless it is tagged or starts as one).
+    Returns True if the notebook changed."""
     want = setup_cell_source()
+    first = next((c for c in nb.cells if c.cell_type == "code"), None)
+    if first is None or not (SETUP_TAG in tags(first) or first.source.startswith(want.splitlines()[0])):
+        first = nbformat.v4.new_code_cell(want, id=SETUP_TAG)
+        nb.cells.insert(next((i for i, c in enumerate(nb.cells) if c.cell_type == "code"), len(nb.cells)), first)
     changed = first.source != want or SETUP_TAG not in tags(first)
     first.source = want
     first.metadata["tags"] = sorted(set(tags(first)) | {SETUP_TAG})
@@ -72,17 +169,30 @@ def clear_varying_outputs(nb) -> bool:
     return changed
 
 
+def sync_lesson(nb, name: str, config) -> bool:
+    """Everything a lesson .ipynb gets from this module, in place. Returns True if the notebook changed."""
+    changed = strip_widget_state(nb)
+    changed |= sync_pairing(nb, config)
+    changed |= sync_badge(nb, f"notebooks/{name}")
+    changed |= sync_setup_cell(nb)
+    changed |= clear_varying_outputs(nb)
+    return changed
+
+
 def student_version(nb, source_name: str):
     out = copy.deepcopy(nb)
+    for key in ("widgets", "jupytext"):  # no widget state; the student copy is not paired with a .py
+        out.metadata.pop(key, None)
+    sync_badge(out, f"notebooks/exercises/{source_name}")  # the Colab badge opens the student copy
+    source_py = f"notebooks/{Path(source_name).with_suffix('.py').name}"
     cells = [
         nbformat.v4.new_markdown_cell(
-            f"> **Student version** of `notebooks/{source_name}`, generated by `make exercises`; edit the original."
+            f"> **Student version** of `notebooks/{source_name}`, generated by `make sync` from `{source_py}`;"
+            " edit that file, not this one."
         )
     ]
     cells[0].id = "student-version-note"
     for cell in out.cells:
-        if cell.cell_type == "markdown":  # the Colab badge opens the student copy
-            cell.source = cell.source.replace(f"notebooks/{source_name}", f"notebooks/exercises/{source_name}")
         if cell.cell_type == "code":
             cell.outputs, cell.execution_count = [], None
         if SOLUTION_TAG in tags(cell):
@@ -106,36 +216,60 @@ def _dump(nb) -> str:
     return nbformat.writes(nb) + "\n"
 
 
+def _show(path: Path, folder: Path) -> str:
+    try:
+        return str(path.relative_to(folder.parent))
+    except ValueError:
+        return str(path)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is out of date")
+    parser.add_argument("--notebooks", type=Path, default=None, help="the notebooks folder (default: the repository's)")
     args = parser.parse_args(argv)
-    stale = []
-    EXERCISES.mkdir(exist_ok=True)
-    for path in solution_notebooks():
-        nb = nbformat.read(path, as_version=4)
-        if sync_setup_cell(nb) | clear_varying_outputs(nb):
+    folder = (NOTEBOOKS if args.notebooks is None else args.notebooks).resolve()
+    exercises_dir = folder / "exercises"
+    config = jupytext_config(folder)
+    lessons = solution_notebooks(folder)
+    stale, apart = [], []
+    if not args.check:
+        exercises_dir.mkdir(exist_ok=True)
+
+    def update(path: Path, text: str) -> None:
+        if not path.exists() or path.read_text() != text:
             stale.append(path)
             if not args.check:
-                path.write_text(_dump(nb))
-        target = EXERCISES / path.name
-        text = _dump(student_version(nb, path.name))
-        if not target.exists() or target.read_text() != text:
-            stale.append(target)
+                path.write_text(text)
+
+    for path in lessons:
+        py_path = path.with_suffix(".py")
+        nb = nbformat.read(path, as_version=4)
+        if py_path.exists() and holds_other_cells(py_path.read_text(), nb, config):
+            apart.append(path)
+            continue
+        sync_lesson(nb, path.name, config)
+        update(path, _dump(nb))
+        update(py_path, text_source(nb, config))
+        update(exercises_dir / path.name, _dump(student_version(nb, path.name)))
+    lesson_names = {p.name for p in lessons}
+    for orphan in sorted(exercises_dir.glob("*.ipynb")):
+        if orphan.name not in lesson_names:
+            stale.append(orphan)
             if not args.check:
-                target.write_text(text)
-    for orphan in set(EXERCISES.glob("*.ipynb")) - {EXERCISES / p.name for p in solution_notebooks()}:
-        stale.append(orphan)
-        if not args.check:
-            orphan.unlink()
+                orphan.unlink()
     verb = "out of date" if args.check else "written"
     for path in stale:
-        print(f"{verb}: {path.relative_to(ROOT)}")
+        print(f"{verb}: {_show(path, folder)}")
+    for path in apart:
+        print(f"{_show(path.with_suffix('.py'), folder)} and {path.name} hold different cells: "
+              "run `make sync` (jupytext --sync: the newer file wins), then this command again")
     if args.check and stale:
-        print("Run `make exercises` to regenerate them.")
+        print("Run `make sync` to regenerate them.")
+    if (args.check and stale) or apart:
         return 1
     if not stale:
-        print("exercise notebooks are up to date")
+        print("lessons, their .py sources and the exercise notebooks are up to date")
     return 0
 
 

@@ -1,0 +1,335 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+# ---
+
+# %% [markdown]
+# # 05 · Decomposing CLIP's image embedding
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/inside-clip/inside-clip/blob/main/notebooks/05_decomposing_clip.ipynb)
+#
+# **What you will be able to do after this notebook**
+# - write CLIP's image embedding as an exact sum of direct contributions: layers × heads × source tokens, plus the
+#   MLP terms and the embedding term (Gandelsman et al., ICLR 2024);
+# - explain how `ln_post`, which is not linear, is made linear for one image, and where the biases go;
+# - build the decomposition yourself and check it against `course_utils.decompose`, and check that it sums back to
+#   `encode_image`;
+# - mean-ablate parts of the sum and measure which layers carry the information zero-shot classification uses.
+#
+# **Expected time:** 60–75 minutes (about 30 on the 4 exercises). It runs in under a minute offline on a laptop CPU,
+# a few minutes in real mode on CPU.
+#
+# In real mode the model is openai's ViT-B/32 and the data CIFAR-100; offline, ToyCLIP and the toy world. The
+# algebra is the same, and every check below holds in both.
+
+# %% tags=["colab-setup"]
+# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
+import sys, subprocess
+if "google.colab" in sys.modules:
+    REPO_URL = "https://github.com/inside-clip/inside-clip"
+    subprocess.run(["git", "clone", "--depth", "1", "-b", "main", REPO_URL, "/content/inside-clip"], check=False)
+    # Colab already has torch; install the course without replacing it.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    sys.path.insert(0, "/content/inside-clip")
+
+# %% tags=["varies"]
+import torch
+import torch.nn.functional as F
+import matplotlib.pyplot as plt
+from einops import rearrange
+
+import course_utils          # first: it silences a deprecation warning that `import clip` would print
+from course_utils import ablation
+from course_utils.checks import check, assert_same
+from course_utils.data import load_cifar100
+from course_utils.decompose import decompose, folded_readout, head_contributions
+from course_utils.env import banner, get_device, is_offline, seed_everything
+from course_utils.inside_vit import trace_vit
+from course_utils.models import load_clip, model_info
+from course_utils.zero_shot import SINGLE_TEMPLATE, zero_shot_classifier
+
+seed_everything(0)
+MODE = "offline" if is_offline() else "real"
+banner();
+
+# %% tags=["varies"]
+device = get_device()
+model, preprocess = load_clip("ViT-B/32", "cpu")
+model = model.float()              # the exactness checks are in float32
+visual = model.visual
+test_set = load_cifar100(train=False)
+info = model_info(model)
+images = torch.stack([preprocess(test_set[i][0]) for i in range(4)])      # [4, 3, R, R]
+print(f"{MODE} mode: L={info.layers} layers, H={info.heads} heads, N={info.grid ** 2 + 1} tokens, "
+      f"D={info.width}, d={info.embed_dim}")
+
+# %% [markdown]
+# ## 1 · The residual stream is a sum
+#
+# Notebook 04 wrote every block as *add something to the stream*. Unroll the additions and the CLS token that
+# `ln_post` reads is a sum of $1 + 2L$ terms:
+#
+# $$x_L[\text{CLS}] = \underbrace{x_0[\text{CLS}]}_{\text{embedding}} + \sum_{l=0}^{L-1} \text{attn}_l[\text{CLS}] + \sum_{l=0}^{L-1} \text{mlp}_l[\text{CLS}]$$
+
+# %% tags=["nbval-check-output"]
+with torch.no_grad():
+    trace = trace_vit(model, images)
+    parts = torch.stack([trace.residuals[0][:, 0]]
+                        + [a[:, 0] for a in trace.attn_out] + [m[:, 0] for m in trace.mlp_out], dim=1)  # [B, 1+2L, D]
+final_cls = trace.residuals[-1][:, 0]                                            # [B, D]
+scale = final_cls.abs().max()
+assert_same("embedding + Σ attention + Σ MLP at CLS == final CLS (relative)", parts.sum(1) / scale, final_cls / scale)
+
+
+# %% [markdown]
+# ## 2 · Making `ln_post` linear
+#
+# $\text{ln}_\text{post}(r) = \gamma \odot \frac{r - \mu(r)}{\sigma(r)} + \beta$. Subtracting the mean is linear
+# ($\mu$ of a sum is the sum of the $\mu$s), and $\gamma \odot$ is linear. Only $\sigma(r)$ is not. The trick of the
+# paper: for *one image*, $\sigma(r)$ is just a number. Fix it from the full residual and apply the same linear map
+# to every part. The constant $\beta$ is then shared out (evenly, so nothing depends on how many parts there are).
+#
+# ### Exercise 1 · linearised_layer_norm · 🟡 medium · ~8 min
+# `linearised_layer_norm(parts, residual, weight)`: parts `[B, P, D]`, the full residual `[B, D]` (the sum of the
+# parts), γ `[D]` → `[B, P, D]`. Centre each part over its own D entries, divide by the residual's σ (the biased
+# standard deviation, with `eps = 1e-5` inside the square root, as `nn.LayerNorm` does), multiply by γ.
+# <details><summary>Hint</summary>
+#
+# `sigma = torch.sqrt(residual.var(dim=-1, unbiased=False) + 1e-5)` is `[B]`; broadcast it as `sigma[:, None, None]`.
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def linearised_layer_norm(parts, residual, weight):
+    # BEGIN SOLUTION
+    sigma = torch.sqrt(residual.var(dim=-1, unbiased=False) + 1e-5)       # [B]
+    centred = parts - parts.mean(dim=-1, keepdim=True)                    # [B, P, D]
+    return centred / sigma[:, None, None] * weight
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("linearised_layer_norm", linearised_layer_norm)
+
+# %% tags=["nbval-check-output"]
+with torch.no_grad():
+    linear_parts = linearised_layer_norm(parts, final_cls, visual.ln_post.weight)        # [B, 1+2L, D]
+    lhs = linear_parts.sum(1) + visual.ln_post.bias
+    rhs = visual.ln_post(final_cls)
+assert_same("Σ linearised parts + β == ln_post(final CLS)", lhs, rhs, atol=1e-4)
+
+
+# %% [markdown]
+# ## 3 · Heads and source tokens
+#
+# An attention block's output at CLS is itself a sum, over heads $h$ and the tokens $j$ the CLS query reads from:
+#
+# $$\text{attn}_l[\text{CLS}] = \sum_h \sum_j \; p^{lh}_{\text{CLS},j} \; v^{lh}_j \, W^{h}_{O} \; + \; b_O$$
+#
+# $W^h_O$ is head h's slice of `out_proj.weight`: the columns that multiply head h's part of the concatenated heads.
+#
+# ### Exercise 2 · head_token_terms · 🔴 hard · ~12 min
+# `head_token_terms(cls_probs, values, out_proj_weight)`: `cls_probs` `[B, H, N]` (row CLS of the attention),
+# `values` `[B, H, N, d_h]`, `out_proj_weight` `[D, D]` → `[B, N, H, D]`, the term for each source token and head.
+# <details><summary>Hint</summary>
+#
+# `rearrange(out_proj_weight, "D (h dh) -> h dh D", h=H)` gives each head's `[d_h, D]` slice. Then one einsum:
+# `"bhn,bhnk,hkD->bnhD"`.
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def head_token_terms(cls_probs, values, out_proj_weight):
+    # BEGIN SOLUTION
+    H = values.shape[1]
+    w_o = rearrange(out_proj_weight, "D (h dh) -> h dh D", h=H)            # [H, d_h, D]
+    return torch.einsum("bhn,bhnk,hkD->bnhD", cls_probs, values, w_o)      # [B, N, H, D]
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("head_token_terms", head_token_terms)
+
+# %% tags=["nbval-check-output"]
+block = visual.transformer.resblocks[-1]
+with torch.no_grad():
+    terms = head_token_terms(trace.attn_probs[-1][:, :, 0], trace.values[-1], block.attn.out_proj.weight)   # [B, N, H, D]
+    total = terms.sum(dim=(1, 2)) + block.attn.out_proj.bias
+scale = trace.attn_out[-1][:, 0].abs().max()
+assert_same("Σ heads, tokens + bias == last attention block at CLS (relative)", total / scale, trace.attn_out[-1][:, 0] / scale)
+
+
+# %% [markdown]
+# ## 4 · Folding: why this is cheap
+#
+# Each of the $L \cdot N \cdot H$ terms is a D-vector that still has to go through the linearised `ln_post` and `proj`.
+# Done naively, that is $L \cdot N \cdot H$ products with a `[D, d]` matrix: more work than the forward pass. But
+# centring, γ and `proj` are one linear map $G$ `[D, d]`, and $W^h_O G$ is one `[d_h, d]` matrix per head. Each value
+# vector goes through it once.
+#
+# ### Exercise 3 · fold_ln_proj · 🟡 medium · ~8 min
+# Return $G$ such that `(p - p.mean(-1, keepdim=True)) * weight @ proj == p @ G` for every `p`.
+# <details><summary>Hint</summary>
+#
+# $(p - \bar p\,\mathbf{1}) \operatorname{diag}(\gamma) P = p\,(\operatorname{diag}(\gamma)P) - \bar p\,\mathbf{1}^\top \operatorname{diag}(\gamma) P$,
+# and $\bar p\, \mathbf 1^\top = p\, \tfrac{1}{D}\mathbf 1 \mathbf 1^\top$: subtract the row mean.
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def fold_ln_proj(weight, proj):
+    # BEGIN SOLUTION
+    scaled = weight[:, None] * proj                    # [D, d]
+    return scaled - scaled.mean(dim=0, keepdim=True)
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("fold_ln_proj", fold_ln_proj)
+
+# %% [markdown]
+# Now all the pieces together: your functions give the full decomposition of one image, `[L, N, H, d]`, which
+# `course_utils.decompose` computes with the folded matrices. The biases: `out_proj.bias` is split evenly over the
+# layer's N·H terms, and β @ proj evenly over all L·N·H + L + 1 parts.
+
+# %% tags=["varies"]
+with torch.no_grad():
+    sigma = torch.sqrt(final_cls.var(dim=-1, unbiased=False) + 1e-5)                   # [B]
+    G = fold_ln_proj(visual.ln_post.weight, visual.proj)                                # [D, d]
+    L, N, H = info.layers, info.grid ** 2 + 1, info.heads
+    beta_share = (visual.ln_post.bias @ visual.proj) / (L * N * H + L + 1)
+    mine = torch.stack([
+        (head_token_terms(p[:, :, 0], v, blk.attn.out_proj.weight) + blk.attn.out_proj.bias / (N * H)) @ G
+        / sigma[:, None, None, None] + beta_share
+        for p, v, blk in zip(trace.attn_probs, trace.values, visual.transformer.resblocks)], dim=1)   # [B, L, N, H, d]
+    dec = decompose(model, images)
+    expected = model.encode_image(images)
+print("decomposition:", tuple(dec.attn.shape), "attention terms +", tuple(dec.mlp.shape), "MLP/embedding terms")
+s = dec.attn.abs().max()
+assert_same("your decomposition vs course_utils.decompose (relative)", mine / s, dec.attn / s)
+rel = ((dec.total() - expected).norm(dim=-1) / expected.norm(dim=-1)).max().item()
+assert rel < 1e-5
+print(f"✅ all parts sum back to encode_image: max relative error {'< 1e-5' if rel < 1e-5 else rel}")
+
+# %% [markdown]
+# **Two conventions.** `decompose(model, images)` returns parts that sum to `encode_image`. With `normalize=True`
+# every part is divided by the norm of the whole embedding, so the parts sum to the *unit* embedding that zero-shot
+# classification compares with texts. The paper's code uses the normalised convention; `head_contributions` below
+# uses it by default too.
+
+# %% tags=["nbval-check-output"]
+unit = decompose(model, images, normalize=True)
+assert_same("normalised parts sum to the unit embedding", unit.total(), F.normalize(expected, dim=-1))
+
+# %% [markdown]
+# ## 5 · Which layers contribute?
+#
+# The norm of each layer's direct contribution (summed over tokens and heads), averaged over images, next to the MLPs'.
+
+# %% tags=["varies"]
+layer_norms = unit.layers().norm(dim=-1).mean(0)            # [L]
+mlp_norms = unit.mlp[:, 1:].norm(dim=-1).mean(0)             # [L]
+x = torch.arange(info.layers)
+plt.figure(figsize=(7, 3))
+plt.bar(x - 0.2, layer_norms, 0.4, label="attention (all heads, all tokens)")
+plt.bar(x + 0.2, mlp_norms, 0.4, label="MLP at CLS")
+plt.xlabel("layer"); plt.ylabel("‖contribution‖ (normalised)"); plt.legend(); plt.title(f"direct contributions, {MODE} mode")
+plt.tight_layout(); plt.show()
+
+
+# %% [markdown]
+# A large norm doesn't mean a *useful* contribution: a part that is the same for every image is a constant offset and
+# tells the classifier nothing. Mean-ablation asks the right question.
+#
+# ## 6 · Mean-ablation
+#
+# Replace a part by its **average over the dataset** and measure zero-shot accuracy again. If accuracy doesn't move,
+# that part carries no image-specific information *directly* to the output. (It may still matter indirectly, through
+# later layers: mean-ablating the direct term leaves everything downstream untouched.)
+#
+# ### Exercise 4 · mean_ablated_sum · 🟢 easy · ~5 min
+# `mean_ablated_sum(parts, ablate)`: `parts` `[N, P, d]` (P parts per image), `ablate` `[P]` booleans → `[N, d]`, the sum
+# over parts with each ablated part replaced by its mean over the N images.
+# <details><summary>Hint</summary>
+#
+# `parts.mean(dim=0, keepdim=True)` is one mean per part. `torch.where(ablate[None, :, None], means, parts)`.
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def mean_ablated_sum(parts, ablate):
+    # BEGIN SOLUTION
+    means = parts.mean(dim=0, keepdim=True).expand_as(parts)
+    return torch.where(ablate[None, :, None], means, parts).sum(dim=1)
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("mean_ablated_sum", mean_ablated_sum)
+
+# %% [markdown]
+# Over a whole dataset we can't keep `[N_img, L, N, H, d]` (for 10,000 CIFAR images and ViT-B/32 that's 180 GB).
+# `head_contributions` streams the data and keeps only the token-summed heads `[N_img, L, H, d]`, the CLS-to-CLS
+# terms and the MLP terms. With `FAST` (on by default on CPU) it uses a fixed subset of 1,000 test images.
+
+# %% tags=["varies"]
+FAST = device.type == "cpu"
+subset = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:1000].tolist() if FAST else range(len(test_set))
+data = torch.utils.data.Subset(test_set, subset)
+if MODE == "real" and device.type != "cpu":
+    model = model.to(device)
+contrib = head_contributions(model, data, preprocess, batch_size=64)
+classifier = zero_shot_classifier(model, test_set.classes, SINGLE_TEMPLATE).cpu()
+model = model.cpu()
+print("heads:", tuple(contrib.heads.shape), "· cls:", tuple(contrib.cls.shape), "· mlp:", tuple(contrib.mlp.shape))
+
+# %% tags=["varies"]
+L = info.layers
+rows = [("nothing ablated", ablation.mean_ablate(contrib, classifier)),
+        ("all MLPs (block MLPs + embedding term)", ablation.mean_ablate(contrib, classifier, mlp_terms=range(L + 1))),
+        ("all CLS-to-CLS attention terms", ablation.mean_ablate(contrib, classifier, cls_layers=range(L))),
+        (f"attention layers 0..{L - 3} (all but the last 2)", ablation.mean_ablate(contrib, classifier, attn_layers=range(L - 2))),
+        ("the last 2 attention layers", ablation.mean_ablate(contrib, classifier, attn_layers=[L - 2, L - 1]))]
+print(f"zero-shot top-1 after mean-ablation ({MODE} mode, {len(contrib.labels)} images)")
+for what, acc in rows:
+    print(f"  {what:<48} {100 * acc:5.1f}%")
+curve = ablation.cumulative_layer_ablation(contrib, classifier)
+plt.figure(figsize=(6, 3))
+plt.plot(range(L + 1), [100 * a for a in curve], "o-")
+plt.xlabel("attention layers mean-ablated (0 .. k-1)"); plt.ylabel("top-1 (%)")
+plt.title(f"cumulative ablation from the first layer, {MODE} mode"); plt.grid(alpha=0.3); plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# What to read off, and what the paper found. In ViT-L/14 on ImageNet, Gandelsman et al. found that mean-ablating
+# all the MLPs or the CLS-to-CLS terms costs little, and that the *direct* effect sits in the last few attention
+# layers: ablating the attention layers one by one from the first barely moves accuracy until the last four. The
+# same shape appears here: the curve stays flat while early layers are ablated and drops when the late ones are.
+# Early layers still matter, but *indirectly*: they build the tokens that late heads read.
+#
+# In offline mode, ToyCLIP has only 4 layers, so "late" means the last one or two. Run the notebook in real mode on
+# Colab to see the ViT-B/32 curve on CIFAR-100.
+#
+# ## Summary
+#
+# | piece | shape (ViT-B/32) | checked against |
+# |---|---|---|
+# | residual stream at CLS = 1 + 2L terms | `[B, 25, 768]` | the final CLS |
+# | linearised `ln_post` (σ of the image itself) | `[B, P, 768]` | `ln_post` |
+# | head × token terms | `[B, 50, 12, 768]` per layer | the attention block at CLS |
+# | folded readout G, W_O,h G | `[768, 512]`, `[12, 64, 512]` | `decompose` |
+# | full decomposition | `[B, 12, 50, 12, 512]` + `[B, 13, 512]` | `encode_image` (1e-5 relative) |
+# | mean-ablation | accuracy per ablated part | zero-shot accuracy |
+#
+# ## Quiz
+# 1. Why is the decomposition exact even though LayerNorm is not linear?
+# 2. Why split β evenly over all parts rather than giving it all to the embedding term?
+# 3. Ablating a layer's *direct* contribution costs nothing. Can you remove that layer from the model?
+# 4. For ViT-L/14, what is the shape of the attention part of the decomposition of one image?
+#
+# <details><summary>Answers</summary>
+#
+# 1. For a given image σ is a fixed number; with it fixed, ln_post is an affine map, and the parts are mapped by its
+#    linear part. The approximation would only enter if σ were taken from something other than the full residual.
+# 2. Any split keeps the sum exact. An even split keeps every part comparable (no part gets a large constant), and
+#    constants vanish under mean-ablation anyway.
+# 3. No. Its output feeds every later layer (indirect effect); mean-ablation of the direct term leaves that path intact.
+# 4. `[1, 24, 257, 16, 768]`: 24 layers, 257 tokens (16 × 16 patches + CLS), 16 heads, embedding width 768.
+# </details>

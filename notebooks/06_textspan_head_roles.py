@@ -1,0 +1,313 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+# ---
+
+# %% [markdown]
+# # 06 · TextSpan: what does each head mean, in words?
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/inside-clip/inside-clip/blob/main/notebooks/06_textspan_head_roles.ipynb)
+#
+# **What you will be able to do after this notebook**
+# - explain TextSpan (Gandelsman et al., ICLR 2024): a greedy search for the texts that span what a head writes;
+# - implement it in four small steps, and check your version against `course_utils.textspan`;
+# - browse the heads of the last layers, with their texts and the images at the ends of their main direction;
+# - measure how much of the model's zero-shot accuracy a few words per head keep.
+#
+# **Expected time:** 60 minutes (about 30 on the 4 exercises). It runs in under a minute offline on a laptop CPU. In
+# real mode, encoding the 2,928 descriptions and 1,000 images takes a few minutes on CPU.
+#
+# Real mode: openai's ViT-B/32, CIFAR-100 and the course's pool of 2,928 photo descriptions. Offline: ToyCLIP,
+# toy-world scenes and a pool of toy-world phrases (every colour, shape, position, size, count, background, plus
+# distractors). Both pools are in `data/`, written by `python -m course_utils.pools`.
+
+# %% tags=["colab-setup"]
+# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
+import sys, subprocess
+if "google.colab" in sys.modules:
+    REPO_URL = "https://github.com/inside-clip/inside-clip"
+    subprocess.run(["git", "clone", "--depth", "1", "-b", "main", REPO_URL, "/content/inside-clip"], check=False)
+    # Colab already has torch; install the course without replacing it.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    sys.path.insert(0, "/content/inside-clip")
+
+# %% tags=["varies"]
+import torch
+import torch.nn.functional as F
+import matplotlib.pyplot as plt
+import ipywidgets as widgets
+
+import course_utils          # first: it silences a deprecation warning that `import clip` would print
+from course_utils import ablation, pools, toyworld as tw
+from course_utils.checks import check, assert_same
+from course_utils.data import load_cifar100
+from course_utils.decompose import head_contributions
+from course_utils.env import banner, get_device, is_offline, seed_everything
+from course_utils.models import load_clip, model_info
+from course_utils.textspan import property_shares, replace_with_spans, textspan, textspan_all
+from course_utils.zero_shot import SINGLE_TEMPLATE, encode_texts, zero_shot_classifier
+
+seed_everything(0)
+MODE = "offline" if is_offline() else "real"
+banner();
+
+# %% tags=["varies"]
+device = get_device()
+model, preprocess = load_clip("ViT-B/32", device)
+model = model.float()
+info = model_info(model)
+texts, properties = pools.load_pool("real" if MODE == "real" else "toy")
+text_emb = encode_texts(model, texts).cpu()            # tokenise + encode in batches of 256
+print(f"{MODE} mode: {len(texts)} descriptions -> text embeddings {tuple(text_emb.shape)}")
+print("e.g.", texts[:3], "...")
+
+# %% [markdown]
+# The images whose head outputs we explain. Real mode: 1,000 CIFAR-100 test images (all 10,000 on a GPU). Offline:
+# 2,000 toy-world scenes with one to three objects, so that position and count vary too.
+
+# %% tags=["varies"]
+FAST = device.type == "cpu"
+if MODE == "real":
+    test_set = load_cifar100(train=False)
+    n = 1000 if FAST else len(test_set)
+    analysis_images = [test_set[i][0] for i in range(n)]
+else:
+    analysis_images = [s.image for s in tw.scenes(2000)]
+contrib = head_contributions(model, [(img, 0) for img in analysis_images], preprocess, batch_size=64)
+L, H = info.layers, info.heads
+LATE = [L - 2, L - 1] if MODE == "offline" else list(range(L - 4, L))
+print(f"head outputs: {tuple(contrib.heads.shape)} = [images, layers, heads, d]; analysing layers {LATE}")
+
+
+# %% [markdown]
+# ## 1 · The algorithm
+#
+# For one head we have its outputs over K images, $C \in \mathbb{R}^{K \times d}$ (token-summed, normalised convention,
+# from notebook 05), and M text embeddings $T \in \mathbb{R}^{M \times d}$.
+#
+# 1. **Restrict the texts** to what the head can express: project them onto the top-$r$ right singular vectors of the
+#    centred outputs. The paper uses $r = 80$ for CLIP's 512- or 768-wide space; for ToyCLIP's 64 we keep the same share
+#    ($r = 10$).
+# 2. **Greedy picks.** Score each text by the variance, over the images, of $C t_j$; pick the best; then remove its unit
+#    direction $u$ from the outputs *and* from all texts ($X \leftarrow X - (X u) u^\top$), so the next pick must explain
+#    something new. Repeat m times.
+#
+# The picked directions are orthonormal, so their span gives a reconstruction of the head, and the share of the head's
+# variance it explains.
+#
+# ### Exercise 1 · restrict_to_top_directions · 🟡 medium · ~8 min
+# `restrict_to_top_directions(texts, outputs, rank)`: texts `[M, d]`, outputs `[K, d]` → `[M, d]`.
+# <details><summary>Hint</summary>
+#
+# Centre the outputs, `Vh = torch.linalg.svd(centred, full_matrices=False).Vh`, `basis = Vh[:rank]` `[r, d]`, then
+# `texts @ basis.T @ basis`. (The signs of singular vectors are arbitrary; this projection doesn't depend on them.)
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def restrict_to_top_directions(texts, outputs, rank):
+    # BEGIN SOLUTION
+    centred = outputs - outputs.mean(dim=0, keepdim=True)
+    basis = torch.linalg.svd(centred, full_matrices=False).Vh[:rank]     # [r, d]
+    return texts @ basis.T @ basis
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("restrict_to_top_directions", restrict_to_top_directions)
+
+
+# %% [markdown]
+# ### Exercise 2 · projection_variance · 🟢 easy · ~4 min
+# outputs `[K, d]`, texts `[M, d]` → `[M]`: for each text, the variance over images of the outputs' dot products with it.
+# Use torch's `.var` (unbiased, its default).
+# <details><summary>Hint</summary>
+#
+# `(outputs @ texts.T)` is `[K, M]`.
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def projection_variance(outputs, texts):
+    # BEGIN SOLUTION
+    return (outputs @ texts.T).var(dim=0)
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("projection_variance", projection_variance)
+
+
+# %% [markdown]
+# ### Exercise 3 · remove_direction · 🟢 easy · ~4 min
+# `x` `[..., d]` minus its component along `direction` `[d]` (not necessarily unit length).
+# <details><summary>Hint</summary>
+#
+# `u = direction / direction.norm()`, then `x - (x @ u)[..., None] * u`.
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def remove_direction(x, direction):
+    # BEGIN SOLUTION
+    u = direction / direction.norm()
+    return x - (x @ u)[..., None] * u
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("remove_direction", remove_direction)
+
+
+# %% [markdown]
+# ### Exercise 4 · textspan_greedy · 🔴 hard · ~12 min
+# `textspan_greedy(outputs, texts, n_texts, rank)` → a tensor of the `n_texts` picked indices, in order. Normalise the
+# texts to unit length first, centre the outputs, restrict the texts, then loop. A text already picked must not be
+# picked again.
+# <details><summary>Hint</summary>
+#
+# After removing a picked text's direction from all texts, the picked text itself becomes (almost) zero; still, mask
+# it out explicitly (`variance[picked] = -1`) so rounding can never pick it twice.
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def textspan_greedy(outputs, texts, n_texts, rank):
+    # BEGIN SOLUTION
+    data = outputs.double() - outputs.double().mean(dim=0)
+    pool = texts.double() / texts.double().norm(dim=-1, keepdim=True)
+    pool = restrict_to_top_directions(pool, data, rank)
+    picked = []
+    for _ in range(n_texts):
+        variance = projection_variance(data, pool)
+        if picked:
+            variance[picked] = -1.0
+        j = int(variance.argmax())
+        data, pool = remove_direction(data, pool[j]), remove_direction(pool, pool[j])
+        picked.append(j)
+    return torch.tensor(picked)
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("textspan_greedy", textspan_greedy)
+
+# %% tags=["varies"]
+layer, head = L - 1, 0
+mine = textspan_greedy(contrib.heads[:, layer, head].float(), text_emb, 5, 80 if info.embed_dim >= 512 else 10)
+theirs = textspan(contrib.heads[:, layer, head], text_emb, texts, n_texts=5)
+assert mine.tolist() == theirs.indices, (mine.tolist(), theirs.indices)
+print(f"✅ your TextSpan picks the same 5 texts as course_utils.textspan for layer {layer}, head {head}:")
+for t, e in zip(theirs.texts, theirs.explained):
+    print(f"   {t:<40} variance explained so far {100 * e:5.1f}%")
+
+# %% [markdown]
+# ## 2 · Every late head, in words
+#
+# TextSpan for each head of the late layers. The table gives each head's texts, the property most of them are about
+# (from the pool's labels), and that property's share.
+
+# %% tags=["varies"]
+spans = textspan_all(contrib, text_emb, texts, layers=LATE, n_texts=5)
+shares = property_shares(spans, properties)
+for (l, h), result in spans.items():
+    prop, share = shares[(l, h)]
+    print(f"L{l} H{h}  {prop:>10} {share:4.0%}  explained {100 * result.explained[-1]:4.1f}%  | " + " · ".join(result.texts))
+
+
+# %% [markdown]
+# **Are the heads specialised?** The paper found, for CLIP ViT-L/14 on ImageNet, late heads with clear roles: colours,
+# counts, locations, textures, shapes. Read your table the same way, and be strict: a head earns a role only if most of
+# its texts share it.
+#
+# In offline mode, ToyCLIP's last two layers have 8 heads each. (openai's ViTs use 64-wide heads, which would give
+# ToyCLIP's width of 128 only 2; with 2 heads, every head mixed colour with shape and none had a role. The course
+# retrained ToyCLIP with 8 heads of 16 dimensions: see `data/README.md`.) Now a few heads earn a role: with the
+# bundled model, one head of the last layer picks five shapes, another four colours, and two heads of layer 2 are
+# mostly shapes. Most heads still mix colour and shape; they explain most of their variance all the same (the
+# `explained` column): the span is right, it just isn't about one property. `tests/test_textspan.py` keeps at least two
+# role-carrying heads, for two different properties. In real mode, ViT-B/32 has 12 heads per layer; expect some clean
+# heads and many mixed ones. CIFAR-100's 32-pixel images are a narrow slice of what CLIP has seen, and ViT-B/32's heads
+# are less specialised than ViT-L/14's.
+#
+# ## 3 · Head browser
+#
+# Pick a layer and a head: its TextSpan texts, and the images at the two ends of its first direction (the images whose
+# head output projects most and least on it).
+
+# %% tags=["varies"]
+def browse(layer=L - 1, head=0, n_texts=5):
+    result = textspan(contrib.heads[:, layer, head], text_emb, texts, n_texts=n_texts)
+    for t, e, j in zip(result.texts, result.explained, result.indices):
+        print(f"  {t:<40} ({properties[j]}) explained {100 * e:4.1f}%")
+    score = (contrib.heads[:, layer, head].float() - result.mean) @ result.directions[0]      # [K]
+    order = score.argsort()
+    picks = list(order[-6:].flip(0)) + list(order[:6])
+    fig, axes = plt.subplots(2, 6, figsize=(10, 3.6))
+    for ax, i in zip(axes.flat, picks):
+        ax.imshow(analysis_images[int(i)]); ax.axis("off")
+    axes[0, 0].set_title(f"most '{result.texts[0]}'", loc="left", fontsize=9)
+    axes[1, 0].set_title("least", loc="left", fontsize=9)
+    plt.tight_layout(); plt.show()
+
+widgets.interact(browse, layer=widgets.IntSlider(value=L - 1, min=0, max=L - 1), head=widgets.IntSlider(value=0, min=0, max=H - 1),
+                 n_texts=widgets.IntSlider(value=5, min=1, max=20));
+
+# %% [markdown]
+# ## 4 · How much do the words keep?
+#
+# Replace every late head by its TextSpan reconstruction (its mean plus the part of its output inside the span of its
+# m texts) and measure zero-shot accuracy. If a handful of texts per head keeps most of the accuracy, the words are a
+# faithful summary of what those heads contribute. We compare with mean-ablating the same heads (m = 0) and with the
+# original model. The classes' images: CIFAR-100's test subset, or the toy world's single-object test set offline.
+
+# %% tags=["varies"]
+eval_set = load_cifar100(train=False)
+ids = torch.randperm(len(eval_set), generator=torch.Generator().manual_seed(0))[:1000].tolist()
+labelled = head_contributions(model, torch.utils.data.Subset(eval_set, ids), preprocess, batch_size=64)
+classifier = zero_shot_classifier(model, eval_set.classes, SINGLE_TEMPLATE).cpu()
+late_heads = [(l, h) for l in LATE for h in range(H)]
+original = ablation.mean_ablate(labelled, classifier)
+ablated = ablation.mean_ablate(labelled, classifier, heads=late_heads)
+sizes = [1, 2, 3, 5, 10, 20]
+kept = []
+for m in sizes:
+    spans_m = textspan_all(labelled, text_emb, texts, layers=LATE, n_texts=m)
+    kept.append(ablation.accuracy(replace_with_spans(labelled, spans_m), classifier, labelled.labels))
+print(f"{MODE} mode, {len(ids)} images, heads of layers {LATE} replaced:")
+print(f"  original model                 {100 * original:5.1f}%")
+print(f"  mean-ablated (0 texts)         {100 * ablated:5.1f}%")
+for m, acc in zip(sizes, kept):
+    print(f"  TextSpan reconstruction, {m:>2} texts {100 * acc:5.1f}%")
+plt.figure(figsize=(5.5, 3))
+plt.plot([0] + sizes, [100 * ablated] + [100 * a for a in kept], "o-", label="late heads from TextSpan texts")
+plt.axhline(100 * original, color="k", ls="--", label="original")
+plt.xlabel("texts per head"); plt.ylabel("top-1 (%)"); plt.legend(); plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# ## Summary
+#
+# | step | what | checked against |
+# |---|---|---|
+# | restrict | texts onto the head's top-r singular directions | `restrict_to_top_directions` |
+# | score | variance of projections over images | `projection_variance` |
+# | pick and remove | greedy, orthogonalising outputs and texts | `course_utils.textspan` (same picks) |
+# | interpret | the property most of a head's texts share | the pool's labels |
+# | faithfulness | accuracy with heads rebuilt from m texts | the original model and mean-ablation |
+#
+# ## Quiz
+# 1. Why remove a picked text's direction from the *texts* as well as from the outputs?
+# 2. Why restrict the texts to the head's top-r directions at all?
+# 3. A head's texts are "red", "a blue object", "something green", "purple", "the colour cyan". What would you expect if
+#    you mean-ablated just that head, and which classes would suffer?
+# 4. A head's reconstruction from 5 texts keeps the accuracy. Does that prove the head "means" those texts?
+#
+# <details><summary>Answers</summary>
+#
+# 1. Otherwise near-duplicates of the first pick ("red", "a red object") would score almost as high and be picked next,
+#    explaining nothing new. Removing the direction from the texts makes every later pick orthogonal to the earlier ones.
+# 2. A text direction can have a large component in directions the head never writes; its projections would then be
+#    scored on noise. Restricting keeps only what the head can express, and is the paper's choice (r = 80).
+# 3. Colour information written directly by that head is lost; classes that differ only by colour (red circle vs blue
+#    circle) would be confused most. Other heads may carry some colour too, so the drop can be partial.
+# 4. No: it shows that the span of those texts captures what matters for *this* classifier's accuracy. The words are a
+#    summary of a direction, chosen from one pool; another pool could give other words for the same span.
+# </details>

@@ -1,0 +1,415 @@
+# ---
+# jupyter:
+#   jupytext:
+#     formats: ipynb,py:percent
+# ---
+
+# %% [markdown]
+# # 07 · Spatial heatmaps: where in the image does a prompt live?
+#
+# [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/inside-clip/inside-clip/blob/main/notebooks/07_spatial_heatmaps.ipynb)
+#
+# **What you will be able to do after this notebook**
+# - read seed 000's "critical line" with the real shapes, and say what every index and every sum does;
+# - turn patch scores into a picture with einops and interpolation, and overlay it on the image;
+# - explain the difference between an *absolute* map and a *relative* one (minus the mean over prompts), and measure it;
+# - find which layers and heads draw the map;
+# - score a heatmap as a zero-shot segmentation against ground-truth masks (pixel accuracy, mIoU, mAP, pointing game).
+#
+# **Expected time:** 60 minutes (about 25 on the 4 exercises). Offline it runs in well under a minute on a laptop CPU.
+#
+# Real mode: openai's ViT-B/32, with photos that ship inside scikit-image (a cat, an astronaut, a cup of coffee: no
+# download) and toy-world scenes drawn at 224 px for the scores. Offline: ToyCLIP and the toy world at 64 px. The
+# toy world knows every object's pixels, which is what lets us *score* a map instead of admiring it.
+
+# %% tags=["colab-setup"]
+# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
+import sys, subprocess
+if "google.colab" in sys.modules:
+    REPO_URL = "https://github.com/inside-clip/inside-clip"
+    subprocess.run(["git", "clone", "--depth", "1", "-b", "main", REPO_URL, "/content/inside-clip"], check=False)
+    # Colab already has torch; install the course without replacing it.
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
+    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    sys.path.insert(0, "/content/inside-clip")
+
+# %% tags=["varies"]
+import time
+import numpy as np
+import torch
+import torch.nn.functional as F
+import matplotlib.pyplot as plt
+import ipywidgets as widgets
+from einops import rearrange
+
+import course_utils          # first: it silences a deprecation warning that `import clip` would print
+from course_utils import toyworld as tw
+from course_utils.checks import check, assert_same
+from course_utils.decompose import decompose
+from course_utils.env import banner, is_offline, seed_everything
+from course_utils.heatmaps import overlay, textspan_heatmap
+from course_utils.metrics import average_precision, binarize, pixel_accuracy, pointing_hit, standard_tolerance
+from course_utils.models import ARCHITECTURES, load_clip, model_info, random_clip
+from course_utils.zero_shot import encode_texts
+
+seed_everything(0)
+MODE = "offline" if is_offline() else "real"
+banner();
+
+# %% tags=["varies"]
+model, preprocess = load_clip("ViT-B/32", "cpu")
+model = model.float()
+info = model_info(model)
+SIZE = info.image_resolution                       # 224 for openai's ViTs, 64 for ToyCLIP
+CLASS_NAMES = [c.replace("_", " ") for c in tw.CLASSES]
+class_emb = F.normalize(encode_texts(model, [f"a photo of a {c}" for c in CLASS_NAMES]), dim=-1)   # [100, d]
+scenes = tw.scenes(200, n_objects=2, size=SIZE)     # two-object scenes with masks, the same for every learner
+tolerance = standard_tolerance(SIZE)
+print(f"{MODE} mode: {info.layers} layers x {info.heads} heads, grid {info.grid}x{info.grid}, d = {info.embed_dim}; "
+      f"{len(scenes)} scenes at {SIZE} px")
+
+# %% [markdown]
+# ## 1 · The critical line, with the real shapes
+#
+# Seed 000 spends a whole note on one line:
+#
+# ```python
+# attention_map = attentions[0, :, 1:, :].sum(axis=(0, 2)) @ class_embedding.T
+# ```
+#
+# `attentions` is the decomposition of notebook 05: the direct contribution of every layer × source token × head to
+# the image embedding, already through `ln_post` and `proj`. Let's get its shape from real architectures rather than
+# from memory: one image through a randomly initialised ViT-B/32 (the shapes don't depend on the weights).
+
+# %% tags=["nbval-check-output"]
+b32 = random_clip("ViT-B/32").float()
+with torch.no_grad():
+    parts = decompose(b32, torch.randn(1, 3, 224, 224))
+print("ViT-B/32 decomposition: attn", list(parts.attn.shape), "= [B, L, N, H, d]")
+for name in ("ViT-B/32", "ViT-B/16", "ViT-L/14"):
+    a = ARCHITECTURES[name]
+    grid = a["image_resolution"] // a["vision_patch_size"]
+    shape = [1, a["vision_layers"], grid * grid + 1, a["vision_width"] // 64, a["embed_dim"]]
+    print(f"{name:<9} attn {shape}   (width before proj: {a['vision_width']})")
+del b32
+
+# %% [markdown]
+# > **A kind correction.** The seed writes ViT-L/14's tensor as `[1, 24, 257, 16, 1024]`. The first four numbers are
+# > right: 1 image, 24 layers, 1 CLS + 16 × 16 patches, 16 heads. But the last axis is **768**, not 1024. 1024 is
+# > ViT-L/14's *width* inside the transformer; the decomposition is taken after `proj`, which maps 1024 → 768, the
+# > space the text embeddings live in (they must: we take a dot product with them). `tests/test_decompose.py` builds a
+# > random ViT-L/14 and checks `[1, 24, 257, 16, 768]`.
+# >
+# > A second, smaller one: the seed calls the dot product a cosine similarity "because the vectors are normalised".
+# > The text embeddings are; the per-patch vectors are not (each is a small piece of a sum), so the score is a
+# > projection, not a cosine. That is fine for a map: what matters is where it is large.
+#
+# Now the line piece by piece, on our model and one scene:
+
+# %% tags=["varies"]
+scene = scenes[0]
+image = preprocess(scene.image)                              # [3, SIZE, SIZE]
+names = [CLASS_NAMES[o.label] for o in scene.objects]
+with torch.no_grad():
+    attn = decompose(model, image[None]).attn                # [1, L, N, H, d]
+print("attentions                          ", list(attn.shape))
+print("attentions[0, :, 1:, :]             ", list(attn[0, :, 1:, :].shape), " image: 0, all layers, patches only (CLS dropped), all heads")
+per_patch = attn[0, :, 1:, :].sum(axis=(0, 2))
+print(".sum(axis=(0, 2))                   ", list(per_patch.shape), "    summed over layers (axis 0) and heads (axis 2)")
+line = per_patch @ class_emb.T
+print("@ class_embedding.T                 ", list(line.shape), "    one score per patch and prompt")
+print("objects in this scene:", names)
+
+
+# %% [markdown]
+# ### Exercise 1 · patch_scores · 🟢 easy · ~5 min
+# The critical line for a whole batch: `attn` `[B, L, N, H, d]`, texts `[P, d]` → `[B, P, N-1]` (prompts before
+# patches, the layout the next steps want).
+# <details><summary>Hint</summary>
+#
+# `attn[:, :, 1:].sum(dim=(1, 3))` is `[B, N-1, d]`; multiply by `texts.T` and swap the last two axes.
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def patch_scores(attn, texts):
+    # BEGIN SOLUTION
+    per_patch = attn[:, :, 1:].sum(dim=(1, 3))               # [B, N-1, d]
+    return (per_patch @ texts.T).transpose(1, 2)            # [B, P, N-1]
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("patch_scores", patch_scores)
+
+
+# %% [markdown]
+# ## 2 · From patches to a picture
+#
+# The N − 1 patch scores are in *reading order*: row by row, left to right, as the patch convolution produced them
+# (notebook 04). `rearrange(scores, "... (gh gw) -> ... gh gw")` puts them back on the g × g grid; the names say what
+# happens, which a bare `.reshape` does not. Then bilinear interpolation stretches the grid to the image.
+#
+# ### Exercise 2 · to_grid · 🟢 easy · ~4 min
+# `[..., g²]` → `[..., g, g]`, for any number of leading axes.
+# <details><summary>Hint</summary>
+#
+# `g = math.isqrt(n)` (or `int(n ** 0.5)`), then `rearrange(scores, "... (gh gw) -> ... gh gw", gh=g)`.
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def to_grid(scores):
+    # BEGIN SOLUTION
+    g = int(round(scores.shape[-1] ** 0.5))
+    return rearrange(scores, "... (gh gw) -> ... gh gw", gh=g)
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("to_grid", to_grid)
+
+# %% tags=["varies"]
+scores = patch_scores(attn, class_emb)                                   # [1, 100, g²]
+grid_maps = to_grid(scores)                                               # [1, 100, g, g]
+maps = F.interpolate(grid_maps, size=(SIZE, SIZE), mode="bilinear", align_corners=False)[0]   # [100, SIZE, SIZE]
+assert_same("critical line -> grid -> upsample == textspan_heatmap(relative=False)",
+            maps, textspan_heatmap(model, image, class_emb, relative=False), atol=1e-4)
+label = scene.objects[0].label
+fig, axes = plt.subplots(1, 3, figsize=(9, 3))
+axes[0].imshow(scene.image); axes[0].set_title("scene")
+axes[1].imshow(grid_maps[0, label], cmap="jet"); axes[1].set_title(f"{info.grid}x{info.grid} grid")
+axes[2].imshow(overlay(scene.image, maps[label])); axes[2].set_title(f"upsampled: '{CLASS_NAMES[label]}'")
+for ax in axes: ax.axis("off")
+plt.tight_layout(); plt.show()
+
+
+# %% [markdown]
+# ## 3 · Absolute or relative?
+#
+# The seed's code subtracts the mean over prompts, `attention_map[idx] - np.mean(attention_map, axis=0)`, while its
+# text calls the result "absolute, each prompt independent". Both maps are useful; they answer different questions.
+#
+# - **Absolute**: the prompt's own scores. Every prompt picks up what all prompts share: "there is an object here",
+#   the image's overall style. Maps for different prompts then look alike.
+# - **Relative**: minus the mean over a set of prompts (here: all 100 classes). What is left is what is *specific* to
+#   this prompt, compared with the others.
+#
+# ### Exercise 3 · relative_to_prompts · 🟢 easy · ~3 min
+# maps `[..., P, H, W]` → the same shape, minus the mean over the P prompts.
+# <details><summary>Hint</summary>
+#
+# The prompt axis is `-3`; use `keepdim=True`.
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def relative_to_prompts(maps):
+    # BEGIN SOLUTION
+    return maps - maps.mean(dim=-3, keepdim=True)
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("relative_to_prompts", relative_to_prompts)
+
+# %% [markdown]
+# A picture for one scene, then a number over all the scenes: the pointing game (does the map's peak land on the
+# object whose class the prompt names, within the standard tolerance of 15 px at 224 px?).
+
+# %% tags=["varies"]
+fig, axes = plt.subplots(2, 3, figsize=(8, 5.5))
+for row, (kind, m) in enumerate([("absolute", maps), ("relative", relative_to_prompts(maps))]):
+    axes[row, 0].imshow(scene.image); axes[row, 0].set_ylabel(kind)
+    for col, obj in enumerate(scene.objects, start=1):
+        axes[row, col].imshow(overlay(scene.image, m[obj.label]))
+        axes[row, col].set_title(f"{kind}: '{CLASS_NAMES[obj.label]}'", fontsize=9)
+for ax in axes.flat: ax.set_xticks([]); ax.set_yticks([])
+plt.tight_layout(); plt.show()
+
+def pointing(kind, layers=None, heads=None, scenes=scenes):
+    hits = []
+    for s in scenes:
+        m = textspan_heatmap(model, preprocess(s.image), class_emb, layers, heads, relative=(kind == "relative"))
+        hits += [pointing_hit(m[o.label], o.mask, tolerance) for o in s.objects]
+    return float(np.mean(hits))
+
+for kind in ("absolute", "relative"):
+    print(f"pointing game, {kind:<8} maps, {2 * len(scenes)} objects: {pointing(kind):.3f}")
+
+# %% [markdown]
+# Two objects per scene, so a map that ignored the prompt would point at the right object about half the time. The
+# absolute maps share a large common part (every class prompt lights up both objects), so which object wins is decided
+# by small differences. Subtracting the mean removes the shared part. That is why the course's heatmaps, like the
+# seed's code, are relative by default, and why "absolute" in the seed's text is a misnomer for what its code does.
+#
+# ## 4 · Which layers and heads draw the map?
+#
+# The sum over layers and heads can be split again. The direct effect of early layers is small (notebook 05's
+# ablations), so their maps should be weak and noisy; the late layers should do the pointing.
+
+# %% [markdown]
+# Relative maps are linear in the text: a prompt's score minus the mean score is the dot product with *the text minus
+# the mean text*. So one decomposition per scene gives every layer's and every head's map at once.
+
+# %% tags=["varies"]
+centred = class_emb - class_emb.mean(dim=0)                # relative = dot with (text - mean text)
+
+def per_part_maps(s):
+    """[L, H, 2, SIZE, SIZE]: each layer's and head's relative map for the scene's two objects."""
+    with torch.no_grad():
+        patches = decompose(model, preprocess(s.image)[None]).attn[0, :, 1:]          # [L, g², H, d]
+    scores = torch.einsum("lnhd,pd->lhpn", patches, centred[[o.label for o in s.objects]])  # [L, H, 2, g²]
+    grids = rearrange(to_grid(scores), "l h p gh gw -> (l h) p gh gw")
+    up = F.interpolate(grids, size=(SIZE, SIZE), mode="bilinear", align_corners=False)
+    return rearrange(up, "(l h) p y x -> l h p y x", l=info.layers)
+
+hits_layer, hits_head = np.zeros(info.layers), np.zeros(info.heads)
+for s in scenes[:60]:
+    m = per_part_maps(s)
+    for i, o in enumerate(s.objects):
+        hits_layer += [pointing_hit(m[l, :, i].sum(0), o.mask, tolerance) for l in range(info.layers)]
+        hits_head += [pointing_hit(m[-1, h, i], o.mask, tolerance) for h in range(info.heads)]
+per_layer, per_head = hits_layer / 120, hits_head / 120
+m = per_part_maps(scene).sum(dim=1)                        # [L, 2, SIZE, SIZE]
+fig, axes = plt.subplots(1, info.layers + 1, figsize=(2.2 * (info.layers + 1), 2.4))
+axes[0].imshow(scene.image); axes[0].set_title(f"'{CLASS_NAMES[label]}'", fontsize=9)
+for l, ax in enumerate(axes[1:]):
+    ax.imshow(overlay(scene.image, m[l, 0])); ax.set_title(f"layer {l}: {per_layer[l]:.2f}", fontsize=9)
+for ax in axes: ax.axis("off")
+plt.suptitle("relative map from one layer at a time (pointing game on 120 objects in the titles)", fontsize=10)
+plt.tight_layout(); plt.show()
+print(f"last layer ({info.layers - 1}), one head at a time, pointing game on 120 objects:")
+print("  " + "  ".join(f"H{h}: {p:.2f}" for h, p in enumerate(per_head)))
+
+
+# %% [markdown]
+# ## 5 · Zero-shot segmentation, scored
+#
+# A heatmap becomes a segmentation by a threshold. The protocol TextSpan and LeGrad report (ImageNet-Segmentation)
+# binarises each map at **its own mean**, then scores:
+#
+# - **pixel accuracy**: the share of pixels labelled correctly;
+# - **mIoU**: the mean, over the two classes foreground and background, of intersection over union;
+# - **mAP**: average precision of the raw scores as a detector of foreground pixels (no threshold).
+#
+# For reference, TextSpan on ImageNet-Segmentation with ViT-H/14: pixel accuracy 75.21, mIoU 54.50, mAP 81.61 (as
+# tabulated by later work). Our numbers are on another dataset and model, so compare the *ranking* of methods
+# (notebook 08), not the values.
+#
+# ### Exercise 4 · mean_iou · 🟡 medium · ~6 min
+# `mean_iou(predicted, mask)`: two boolean `[H, W]` arrays → a float. An empty union counts as IoU 1.
+# <details><summary>Hint</summary>
+#
+# For `(a, b)` in `[(pred, mask), (~pred, ~mask)]`: `(a & b).sum() / (a | b).sum()`; return the mean of the two.
+# </details>
+
+# %% jupyter={"source_hidden": true} tags=["solution"]
+def mean_iou(predicted, mask):
+    # BEGIN SOLUTION
+    p, m = torch.as_tensor(predicted).bool(), torch.as_tensor(mask).bool()
+    ious = []
+    for a, b in ((p, m), (~p, ~m)):
+        union = (a | b).sum().item()
+        ious.append((a & b).sum().item() / union if union else 1.0)
+    return sum(ious) / 2
+    # END SOLUTION
+
+
+# %% tags=["nbval-check-output"]
+check("mean_iou", mean_iou)
+
+# %% tags=["varies"]
+rows = []
+for s in scenes:
+    m = textspan_heatmap(model, preprocess(s.image), class_emb)
+    for o in s.objects:
+        pred = binarize(m[o.label])
+        rows.append((pixel_accuracy(pred, o.mask), mean_iou(pred, o.mask), average_precision(m[o.label], o.mask)))
+acc, miou, ap = (100 * np.mean(col) for col in zip(*rows))
+print(f"{MODE} mode, TextSpan relative maps, {len(rows)} objects in {len(scenes)} two-object scenes:")
+print(f"  pixel accuracy {acc:5.1f}   mIoU {miou:5.1f}   mAP {ap:5.1f}")
+print("  (ImageNet-Segmentation, ViT-H/14, for scale only: 75.2 / 54.5 / 81.6)")
+s = scenes[3]
+m = textspan_heatmap(model, preprocess(s.image), class_emb)
+fig, axes = plt.subplots(1, 4, figsize=(9, 2.6))
+o = s.objects[0]
+for ax, img, title in zip(axes, [s.image, overlay(s.image, m[o.label]), binarize(m[o.label]), o.mask],
+                          ["scene", f"'{CLASS_NAMES[o.label]}'", "map > its mean", "ground truth"]):
+    ax.imshow(img); ax.set_title(title, fontsize=9); ax.axis("off")
+plt.tight_layout(); plt.show()
+
+# %% [markdown]
+# Thresholding at the map's own mean always calls a large share of the image foreground, so mIoU is modest even when
+# the peak is right; mAP, which needs no threshold, is kinder. Notebook 08 puts every method through the same scoring.
+#
+# ## 6 · Photos (real mode) and your own prompts
+#
+# In real mode, three photos that ship with scikit-image. Offline, ToyCLIP has never seen a photo, so we stay in the
+# toy world. Then a widget: type any prompt and see its map, relative to the 100 class prompts plus your own.
+
+# %% tags=["varies"]
+if MODE == "real":
+    from PIL import Image
+    from skimage import data as skdata
+    photos = {"chelsea": (skdata.chelsea(), ["a cat", "a wall", "whiskers"]),
+              "astronaut": (skdata.astronaut(), ["a face", "an american flag", "a space suit"]),
+              "coffee": (skdata.coffee(), ["a cup of coffee", "a spoon", "a saucer"])}
+    fig, axes = plt.subplots(3, 4, figsize=(10, 7.5))
+    for row, (name, (pixels, prompts)) in zip(axes, photos.items()):
+        photo = Image.fromarray(pixels).convert("RGB")
+        x = preprocess(photo)                                        # [3, 224, 224]
+        shown = np.asarray(photo.resize((224, 224)))
+        m = textspan_heatmap(model, x, F.normalize(encode_texts(model, prompts), dim=-1))
+        row[0].imshow(shown); row[0].set_title(name)
+        for ax, p, mp in zip(row[1:], prompts, m):
+            ax.imshow(overlay(shown, mp)); ax.set_title(p, fontsize=9)
+    for ax in axes.flat: ax.axis("off")
+    plt.tight_layout(); plt.show()
+else:
+    print("Offline: ToyCLIP knows only the toy world, so the photos are skipped. Try the widget below.")
+
+
+# %% tags=["varies"]
+def show_prompt(scene_index=0, prompt="a photo of a red star", relative=True):
+    s = scenes[scene_index]
+    try:
+        mine = F.normalize(encode_texts(model, [prompt]), dim=-1)
+    except ValueError as err:
+        print(err); return
+    m = textspan_heatmap(model, preprocess(s.image), torch.cat([mine, class_emb]), relative=relative)[0]
+    fig, axes = plt.subplots(1, 2, figsize=(6, 3))
+    axes[0].imshow(s.image); axes[0].set_title(", ".join(CLASS_NAMES[o.label] for o in s.objects), fontsize=9)
+    axes[1].imshow(overlay(s.image, m)); axes[1].set_title(prompt, fontsize=9)
+    for ax in axes: ax.axis("off")
+    plt.show()
+
+widgets.interact(show_prompt, scene_index=widgets.IntSlider(0, 0, len(scenes) - 1),
+                 prompt=widgets.Text("a photo of a red star", continuous_update=False), relative=True);
+
+# %% [markdown]
+# ## Summary
+#
+# | step | code | checked against |
+# |---|---|---|
+# | the critical line | `attn[:, :, 1:].sum((1, 3)) @ texts.T` | `heatmaps.patch_scores`; shapes from real architectures |
+# | to the grid | `rearrange("... (gh gw) -> ... gh gw")` | `heatmaps.to_grid` |
+# | to the image | `F.interpolate(..., mode="bilinear")` | `textspan_heatmap(relative=False)` |
+# | relative map | minus the mean over prompts | `heatmaps.relative_to_prompts`; pointing game, both kinds |
+# | segmentation | binarise at the mean; pixel acc, mIoU, mAP | `metrics`, against toy-world masks |
+#
+# ## Quiz
+# 1. In `attentions[0, :, 1:, :]`, which axis does `1:` cut, and why?
+# 2. ViT-L/14's decomposition ends in 768, not 1024. What would break if it ended in 1024?
+# 3. A prompt's absolute map lights up both objects in a scene. What does the relative map remove, and relative to what?
+# 4. Why is mIoU low even when the pointing game is high?
+# 5. The patch scores are in reading order. What would `rearrange(scores, "(gw gh) -> gh gw")` draw?
+#
+# <details><summary>Answers</summary>
+#
+# 1. The source-token axis (N): it drops token 0, the CLS token, which has no place on the image grid.
+# 2. The dot product with the text embeddings (768-d for ViT-L/14) would not be defined: the decomposition must be
+#    taken in the shared embedding space, after `proj`.
+# 3. The part all prompts share ("an object is here"), estimated by the mean over the chosen set of prompts (here the
+#    100 classes). A different set gives a different relative map.
+# 4. The threshold (the map's own mean) marks a large share of pixels as foreground, and the map is blurry at patch
+#    resolution; the peak can be right while the region is too big.
+# 5. The transpose of the map: mirrored across the diagonal, so objects at the top right would show at the bottom left.
+# </details>
