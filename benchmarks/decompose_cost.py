@@ -25,8 +25,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from course_utils.decompose import decompose, head_contributions  # noqa: E402
-from course_utils.models import ARCHITECTURES, random_clip  # noqa: E402
-from course_utils.report import best_time, print_result, proc_status_kb  # noqa: E402
+from course_utils.models import ARCHITECTURES, clip, random_clip  # noqa: E402
+from course_utils.report import best_time, print_result, proc_status_kb, return_freed_memory_to_os  # noqa: E402
 
 
 class SyntheticImages(torch.utils.data.Dataset):
@@ -55,14 +55,13 @@ def memory_run(n_images: int, batch_size: int) -> None:
 
     Only the vision tower is built: the head analysis never touches the text encoder (63M parameters, 0.25 GB).
     """
-    import clip
-
     a = ARCHITECTURES["ViT-B/32"]
     torch.manual_seed(0)
     visual = clip.model.VisionTransformer(input_resolution=a["image_resolution"], patch_size=a["vision_patch_size"],
                                           width=a["vision_width"], layers=a["vision_layers"],
                                           heads=a["vision_width"] // 64, output_dim=a["embed_dim"]).eval()
     loader = torch.utils.data.DataLoader(SyntheticImages(n_images), batch_size=batch_size)
+    return_freed_memory_to_os()  # allocator tuning for this measurement only (see course_utils.report)
     before = peak_rss_gb()
     out = head_contributions(visual, loader, fp16=True, progress=False)
     print(json.dumps({"peak_rss_gb": round(peak_rss_gb(), 3), "peak_before_call_gb": round(before, 3),

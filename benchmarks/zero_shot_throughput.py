@@ -13,18 +13,14 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-import warnings
 from pathlib import Path
 
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-warnings.filterwarnings("ignore", message="pkg_resources is deprecated")
-
-import clip  # noqa: E402
 
 from course_utils import toyworld as tw  # noqa: E402
-from course_utils.models import random_clip  # noqa: E402
+from course_utils.models import clip, random_clip  # noqa: E402
 from course_utils.report import print_result  # noqa: E402
 from course_utils.zero_shot import evaluate_zero_shot, readable, zero_shot_classifier  # noqa: E402
 

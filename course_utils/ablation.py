@@ -7,18 +7,16 @@ Works on a `HeadContributions` (token-summed per-head outputs, CLS-to-CLS terms 
 from __future__ import annotations
 
 import torch
-import torch.nn.functional as F
 
-
-def accuracy(embeddings: torch.Tensor, classifier: torch.Tensor, labels: torch.Tensor) -> float:
-    """Top-1 zero-shot accuracy of image embeddings [N, d] against class embeddings [C, d]."""
-    scores = F.normalize(embeddings.float(), dim=-1) @ F.normalize(classifier.float(), dim=-1).T  # [N, C]
-    return (scores.argmax(dim=-1) == labels).float().mean().item()
+from .zero_shot import accuracy
 
 
 def mean_ablated_sum(parts: torch.Tensor, ablate: torch.Tensor) -> torch.Tensor:
     """parts [N, P, d] (P parts per image), ablate [P] bool -> [N, d]: the sum, with ablated parts replaced by
-    their mean over the N images."""
+    their mean over the N images.
+
+    Taught in: notebook 05, "Mean-ablation".
+    """
     means = parts.mean(dim=0, keepdim=True).expand_as(parts)  # [N, P, d]
     return torch.where(ablate[None, :, None], means, parts).sum(dim=1)
 
@@ -27,6 +25,8 @@ def ablated_embeddings(c, attn_layers=(), heads=(), mlp_terms=(), cls_layers=())
     """[N, d] embeddings after mean-ablating:
     attn_layers: whole attention layers l;  heads: (l, h) pairs;  mlp_terms: indices into c.mlp
     (0 = the embedding term, l + 1 = block l's MLP);  cls_layers: layers whose CLS-to-CLS term is ablated.
+
+    Used by: notebook 05, "Mean-ablation"; notebook 06, "How much do the words keep?" (through mean_ablate).
     """
     L, H = c.heads.shape[1:3]
     bad = [l for l in list(attn_layers) + list(cls_layers) + [l for l, _ in heads] if not 0 <= l < L]
@@ -53,11 +53,17 @@ def ablated_embeddings(c, attn_layers=(), heads=(), mlp_terms=(), cls_layers=())
 
 
 def mean_ablate(c, classifier: torch.Tensor, **parts) -> float:
-    """Zero-shot top-1 accuracy after mean-ablating `parts` (see `ablated_embeddings`)."""
+    """Zero-shot top-1 accuracy after mean-ablating `parts` (see `ablated_embeddings`).
+
+    Taught in: notebook 05, "Mean-ablation"; notebook 06, "How much do the words keep?".
+    """
     return accuracy(ablated_embeddings(c, **parts), classifier, c.labels)
 
 
 def cumulative_layer_ablation(c, classifier: torch.Tensor) -> list[float]:
-    """Accuracy with attention layers 0..k-1 mean-ablated, for k = 0..L (the paper's layer-by-layer curve)."""
+    """Accuracy with attention layers 0..k-1 mean-ablated, for k = 0..L (the paper's layer-by-layer curve).
+
+    Taught in: notebook 05, "Mean-ablation".
+    """
     L = c.heads.shape[1]
     return [mean_ablate(c, classifier, attn_layers=range(k)) for k in range(L + 1)]

@@ -25,15 +25,25 @@ DOWNLOAD_TIMEOUT_S = 10.0  # per socket operation: a dead connection fails fast 
 
 
 class AssetUnavailable(RuntimeError):
-    """An asset is neither in the cache nor downloadable right now."""
+    """An asset is neither in the cache nor downloadable right now.
+
+    Used by: fetch (raises it), data.load_cifar100 and models.load_clip (fall back to offline mode on it).
+    """
 
 
 class ChecksumMismatch(RuntimeError):
-    """A file's SHA-256 is not the registered one."""
+    """A file's SHA-256 is not the registered one.
+
+    Used by: fetch (a corrupt download or bundled file) and the tests.
+    """
 
 
 @dataclass(frozen=True)
 class Asset:
+    """One file the course may use: its URL, SHA-256, file name, size, licence, and its data/ path if bundled.
+
+    Used by: REGISTRY (through register), fetch and the tests.
+    """
     name: str
     url: str
     sha256: str
@@ -54,6 +64,10 @@ REGISTRY: dict[str, Asset] = {}
 
 
 def register(asset: Asset) -> Asset:
+    """Add `asset` to REGISTRY under its name and return it.
+
+    Used by: this module, to register the CLIP weights, CIFAR-100 and ToyCLIP.
+    """
     REGISTRY[asset.name] = asset
     return asset
 
@@ -80,14 +94,14 @@ register(
 )
 
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parent.parent  # the repository: the one definition of it in the package
 
 # Shipped with the course (see data/README.md); trained by `python -m course_utils.toyclip train`.
 register(
     Asset(
         "toyclip",
         "data/toyclip.pt",
-        "58e65bcac871125b4612a7a66818f807fe475ccece12503fd6929f408aa1f878",
+        "fca988099added06aa8e1566a24ed7dbf2da71680a69f7f8d0dce265819d1721",
         "toyclip.pt",
         None,
         "MIT, like this course: trained from scratch by course_utils.toyclip on the procedurally drawn toy world",
@@ -97,12 +111,20 @@ register(
 
 
 def cache_dir() -> Path:
+    """The download cache: $COURSE_CACHE, or ~/.cache/inside-clip (created if missing).
+
+    Used by: local_path.
+    """
     path = Path(os.environ.get("COURSE_CACHE", Path.home() / ".cache" / "inside-clip")).expanduser()
     path.mkdir(parents=True, exist_ok=True)
     return path
 
 
 def get(name: str) -> Asset:
+    """The registered Asset called `name`; otherwise a KeyError that lists the known names.
+
+    Used by: local_path, is_cached, fetch and the tests.
+    """
     try:
         return REGISTRY[name]
     except KeyError:
@@ -111,6 +133,10 @@ def get(name: str) -> Asset:
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
+    """SHA-256 hex digest of a file, read in 1 MiB chunks.
+
+    Used by: is_cached, fetch and the tests.
+    """
     digest = hashlib.sha256()
     with open(path, "rb") as f:
         while block := f.read(chunk):
@@ -119,12 +145,19 @@ def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
 
 
 def local_path(name: str) -> Path:
+    """Where asset `name` lives: its data/ path if bundled, else its file in the cache (which may not exist yet).
+
+    Used by: fetch, is_cached, toyclip.CHECKPOINT and preflight (to choose the mode).
+    """
     asset = get(name)
     return ROOT / asset.bundled if asset.bundled else cache_dir() / asset.filename
 
 
 def is_cached(name: str) -> bool:
-    """True if the asset is in the cache *and* its checksum matches."""
+    """True if the asset is in the cache *and* its checksum matches.
+
+    Used by: tests/test_assets.py.
+    """
     path = local_path(name)
     return path.is_file() and sha256_of(path) == get(name).sha256
 
@@ -165,7 +198,10 @@ def _verify_bundled(asset: Asset, path: Path) -> Path:
 
 
 def fetch(name: str) -> Path:
-    """Return the verified local path of asset `name`, downloading it if needed (see module docstring)."""
+    """Return the verified local path of asset `name`, downloading it if needed (see module docstring).
+
+    Used by: models.load_clip and load_toyclip, data.load_cifar100 and the tests.
+    """
     asset = get(name)
     dest = local_path(name)
     if asset.bundled:

@@ -13,19 +13,24 @@ SETUP_TAG = "colab-setup"
 
 
 def colab_badge(notebook_path: str) -> str:
-    """Markdown for an "Open in Colab" badge pointing at `notebook_path` (relative to the repo root)."""
+    """Markdown for an "Open in Colab" badge pointing at `notebook_path` (relative to the repo root).
+
+    Used by: make sync (exercises.sync_badge) and tests/test_sources.py.
+    """
     slug = REPO_URL.removeprefix("https://github.com/")
     url = f"https://colab.research.google.com/github/{slug}/blob/{BRANCH}/{notebook_path}"
     return f"[![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)]({url})"
 
 
 def setup_cell_source() -> str:
-    return f'''# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
-import sys, subprocess
+    """The first code cell of every notebook: on Colab it clones the course and installs it (Colab already has torch,
+    so nothing replaces it); anywhere else it does nothing. `make sync` writes it from here.
+
+    Used by: make sync (exercises.sync_setup_cell) and the tests.
+    """
+    return f'''# Colab setup: on Colab this installs the course package (keeping Colab's torch); anywhere else it does nothing.
+import sys
 if "google.colab" in sys.modules:
-    REPO_URL = "{REPO_URL}"
-    subprocess.run(["git", "clone", "--depth", "1", "-b", "{BRANCH}", REPO_URL, "/content/inside-clip"], check=False)
-    # Colab already has torch; install the course without replacing it.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    !git clone -q --depth 1 -b {BRANCH} {REPO_URL} /content/inside-clip
+    !pip install -q --no-deps -e /content/inside-clip openai-clip einops ftfy regex
     sys.path.insert(0, "/content/inside-clip")'''

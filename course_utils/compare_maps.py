@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import subprocess
 import sys
 import time
 
@@ -27,11 +28,15 @@ import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import toyworld as tw
+from .data import pil_batch, to_input
 from .heatmaps import textspan_heatmap, to_grid, upsample
-from .inside_vit import trace_vit, vit_visual
+from .inside_vit import trace_vit
+from .models import load_toyclip, random_clip, vit_visual
 from .legrad import legrad
+from .legrad_twin import legrad_torch_maps  # its open_clip and legrad-torch load only when called
 from .metrics import average_precision, binarize, mean_iou, pointing_hit, standard_tolerance
 from .report import proc_status_kb
+from .zero_shot import zero_shot_classifier
 
 METHODS = ("textspan", "legrad_last2", "legrad_all", "raw_attention", "rollout")
 N_SCENES = 250  # two objects each: 500 scored maps
@@ -44,7 +49,10 @@ def _upsample(grid_scores: torch.Tensor, size: int) -> torch.Tensor:
 
 @torch.no_grad()
 def raw_attention(model, image: torch.Tensor) -> torch.Tensor:
-    """The last block's CLS-query attention to the patches, mean over heads: [R, R]. The same for every prompt."""
+    """The last block's CLS-query attention to the patches, mean over heads: [R, R]. The same for every prompt.
+
+    Taught in: notebook 08, "Two baselines that ignore the prompt".
+    """
     probs = trace_vit(model, image[None], cls_only=True).attn_probs[-1]  # [1, H, 1, N]
     return _upsample(probs[0, :, 0, 1:].mean(dim=0), image.shape[-1])
 
@@ -54,8 +62,10 @@ def rollout_from_probs(probs: torch.Tensor) -> torch.Tensor:
 
     Each block: A = mean over heads, plus the identity for the residual stream (0.5 A + 0.5 I), rows renormalised;
     then multiply the blocks' matrices, last block on the left.
+
+    Taught in: notebook 08, "Two baselines that ignore the prompt".
     """
-    eye = torch.eye(probs.shape[-1], dtype=probs.dtype)
+    eye = torch.eye(probs.shape[-1], dtype=probs.dtype, device=probs.device)
     joint = eye
     for layer in probs:  # [H, N, N], first block first
         a = 0.5 * layer.mean(dim=0) + 0.5 * eye
@@ -65,13 +75,19 @@ def rollout_from_probs(probs: torch.Tensor) -> torch.Tensor:
 
 @torch.no_grad()
 def rollout(model, image: torch.Tensor) -> torch.Tensor:
-    """Attention rollout for one image -> [R, R]. The same for every prompt."""
+    """Attention rollout for one image -> [R, R]. The same for every prompt.
+
+    Taught in: notebook 08, "Two baselines that ignore the prompt".
+    """
     probs = torch.stack([p[0] for p in trace_vit(model, image[None]).attn_probs])  # [L, H, N, N]
     return _upsample(rollout_from_probs(probs), image.shape[-1])
 
 
 def method_maps(method: str, model, image: torch.Tensor, prompts: torch.Tensor, labels, class_emb: torch.Tensor):
-    """[len(labels), R, R]: the method's map for each wanted class (labels index class_emb's rows)."""
+    """[len(labels), R, R]: the method's map for each wanted class (labels index class_emb's rows).
+
+    Taught in: notebook 08, "Two baselines that ignore the prompt".
+    """
     if method == "textspan":
         return textspan_heatmap(model, image, class_emb)[labels]  # relative to the mean over all classes
     if method == "legrad_last2":
@@ -86,24 +102,24 @@ def method_maps(method: str, model, image: torch.Tensor, prompts: torch.Tensor, 
 
 
 def class_embeddings(model) -> torch.Tensor:
-    """[100, d] unit-norm embeddings of the toy classes with the course's prompt ("a photo of a red star")."""
-    from .toyclip import class_text_embeddings
+    """[100, d] unit-norm embeddings of the toy classes with the course's prompt ("a photo of a red star.").
 
-    return class_text_embeddings(model, [c.replace("_", " ") for c in tw.CLASSES])
+    Used by: notebook 08's setup cell (class_emb), compare and wrong_prompt_test.
+    """
+    return zero_shot_classifier(model, tw.CLASSES)
 
 
 def compare(model=None, n_scenes: int = N_SCENES, methods=METHODS, progress: bool = True) -> dict:
-    """Score every method on the first `n_scenes` two-object scenes -> {method: {pointing_game, miou, map, ...}}."""
-    from .models import load_toyclip
+    """Score every method on the first `n_scenes` two-object scenes -> {method: {pointing_game, miou, map, ...}}.
 
+    Taught in: notebook 08, "The measured table".
+    """
     if model is None:
         model, _ = load_toyclip("cpu")
     model = model.float().eval()
     unknown = [m for m in methods if m not in METHODS]
     if unknown:
         raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}.")
-    from .toyclip import pil_batch, to_input
-
     size = vit_visual(model, "compare").input_resolution  # ToyCLIP 64 px; openai's ViTs 224 px
     scenes = tw.scenes(n_scenes, n_objects=2, size=size)
     class_emb = class_embeddings(model)
@@ -130,7 +146,10 @@ def compare(model=None, n_scenes: int = N_SCENES, methods=METHODS, progress: boo
 
 
 def absent_class(scene, seed: int) -> int:
-    """A class whose colour and shape both differ from every object in the scene."""
+    """A class whose colour and shape both differ from every object in the scene.
+
+    Taught in: notebook 08, "Does a wrong prompt give a weak map?".
+    """
     rng = np.random.default_rng(seed)
     colours = {o.color for o in scene.objects}
     shapes = {o.shape for o in scene.objects}
@@ -145,10 +164,9 @@ def wrong_prompt_test(model=None, n_scenes: int = 100, progress: bool = True) ->
     a shape not in the scene). Maps are compared *before* any min-max scaling: TextSpan's relative scores, and LeGrad's
     summed relevance (normalize=False); after LeGrad's min-max step every map peaks at exactly 1.
     Returns, per method, the share of scenes where the present object's peak is higher, and the mean peak ratio.
-    """
-    from .models import load_toyclip
-    from .toyclip import pil_batch, to_input
 
+    Taught in: notebook 08, "Does a wrong prompt give a weak map?".
+    """
     if model is None:
         model, _ = load_toyclip("cpu")
     model = model.float().eval()
@@ -169,6 +187,10 @@ def wrong_prompt_test(model=None, n_scenes: int = 100, progress: bool = True) ->
 
 
 def table(results: dict) -> str:
+    """The results of `compare` as a fixed-width text table, one row per method.
+
+    Taught in: notebook 08, "The measured table".
+    """
     lines = [f"{'method':<14} {'pointing':>8} {'mIoU':>6} {'mAP':>6} {'ms/map':>7}  objects"]
     for m, r in results.items():
         lines.append(f"{m:<14} {r['pointing_game']:>8.3f} {r['miou']:>6.3f} {r['map']:>6.3f} "
@@ -179,8 +201,6 @@ def table(results: dict) -> str:
 # ---- peak memory, measured in a fresh process per method ---------------------------------------------------
 def _memory_child(method: str, arch: str, n_prompts: int) -> dict:
     """Runs in the child: build the model, reset the peak, make the maps once, report the extra peak."""
-    from .models import load_toyclip, random_clip
-
     torch.set_num_threads(1)
     model = load_toyclip("cpu")[0].float() if arch == "toy" else random_clip(arch).float()
     visual = vit_visual(model, "memory")
@@ -188,8 +208,6 @@ def _memory_child(method: str, arch: str, n_prompts: int) -> dict:
     image = torch.randn(3, r, r, generator=torch.Generator().manual_seed(0))
     prompts = F.normalize(torch.randn(n_prompts, visual.proj.shape[1], generator=torch.Generator().manual_seed(1)), dim=-1)
     if method == "legrad_torch":
-        from .legrad_twin import legrad_torch_maps  # test dependency: open_clip + legrad-torch
-
         run = legrad_torch_maps(model, layer_index=-2)
         fn = lambda: run(image, prompts)  # noqa: E731
     else:
@@ -208,9 +226,10 @@ def _memory_child(method: str, arch: str, n_prompts: int) -> dict:
 
 
 def peak_memory_mb(method: str, arch: str = "toy", n_prompts: int = 5, timeout: float = 300) -> float | None:
-    """Extra resident memory (MiB) one call of `method` needs, measured in a fresh process (None off Linux)."""
-    import subprocess
+    """Extra resident memory (MiB) one call of `method` needs, measured in a fresh process (None off Linux).
 
+    Taught in: notebook 08, "The measured table".
+    """
     proc = subprocess.run([sys.executable, "-m", "course_utils.compare_maps", "--memory-child", method,
                            "--arch", arch, "--prompts", str(n_prompts)], capture_output=True, text=True, timeout=timeout)
     if proc.returncode != 0:
@@ -219,6 +238,10 @@ def peak_memory_mb(method: str, arch: str = "toy", n_prompts: int = 5, timeout: 
 
 
 def main(argv=None) -> int:
+    """The command line: print the table and a JSON line (or, with --memory-child, one method's peak memory).
+
+    Used by: python -m course_utils.compare_maps, peak_memory_mb (its child processes) and the tests.
+    """
     parser = argparse.ArgumentParser(description="Score TextSpan, LeGrad and attention baselines on toy-world masks.")
     parser.add_argument("--scenes", type=int, default=N_SCENES, help="two-object scenes (two maps each)")
     parser.add_argument("--memory-child", choices=METHODS + ("legrad_torch",), help=argparse.SUPPRESS)

@@ -1,9 +1,22 @@
-"""Data: CIFAR-100 through the asset cache (real mode), or the toy world's ToyShapes (offline mode)."""
+"""Data: CIFAR-100 through the asset cache (real mode) or the toy world's ToyShapes (offline mode), and batching.
+
+    load_cifar100     torchvision's CIFAR100, or ToyShapes offline (same interface)
+    superclasses      CIFAR-100's 20 coarse groups (or the toy world's)
+    pil_batch, to_input, Collate   PIL images -> the normalised tensors the model reads
+"""
 from __future__ import annotations
 
 import tarfile
 
+import numpy as np
+import torch
+
 from . import assets, env
+from . import toyworld as tw
+
+# openai CLIP's input normalisation (what clip.load's preprocess applies after resizing), per RGB channel.
+MEAN = torch.tensor([0.48145466, 0.4578275, 0.40821073])
+STD = torch.tensor([0.26862954, 0.26130258, 0.27577711])
 
 CIFAR_FOLDER = "cifar-100-python"  # what the archive unpacks to; torchvision's CIFAR100 reads it from root
 
@@ -20,6 +33,8 @@ def load_cifar100(train: bool = False, transform=None):
 
     In offline mode (COURSE_OFFLINE=1, or no network and no cached archive) it returns the toy world's
     ToyShapes instead: the same interface, 100 classes, and a banner saying so.
+
+    Taught in: notebook 03, "The course notes' zero-shot cells, one by one".
     """
     reason = "COURSE_OFFLINE=1"
     if not env.forced_offline():
@@ -32,10 +47,8 @@ def load_cifar100(train: bool = False, transform=None):
 
             _extract_once(archive, archive.parent)
             return CIFAR100(root=str(archive.parent), train=train, download=False, transform=transform)
-    from .toyworld import ToyShapes
-
     env.announce_offline(f"load_cifar100() -> ToyShapes, the toy world's 100 colour x shape classes ({reason})")
-    return ToyShapes(train=train, transform=transform)
+    return tw.ToyShapes(train=train, transform=transform)
 
 
 # CIFAR-100's 20 superclasses ("coarse labels"), 5 fine classes each, as listed on the dataset's page.
@@ -64,17 +77,47 @@ CIFAR100_SUPERCLASSES = {
 
 
 def superclasses(dataset):
-    """(superclass names, [C] superclass index of each class) for CIFAR-100 or ToyShapes."""
-    import torch
+    """(superclass names, [C] superclass index of each class) for CIFAR-100 or ToyShapes.
 
-    from . import toyworld
-
-    if list(dataset.classes) == list(toyworld.CLASSES):
-        groups = [toyworld.superclass_of(i) for i in range(len(dataset.classes))]
-        return list(toyworld.SUPERCLASSES), torch.tensor(groups)
+    Taught in: notebook 03, "Where does it fail?".
+    """
+    if list(dataset.classes) == list(tw.CLASSES):
+        groups = [tw.superclass_of(i) for i in range(len(dataset.classes))]
+        return list(tw.SUPERCLASSES), torch.tensor(groups)
     names = list(CIFAR100_SUPERCLASSES)
     group_of = {fine: g for g, fines in enumerate(CIFAR100_SUPERCLASSES.values()) for fine in fines}
     missing = [c for c in dataset.classes if c not in group_of]
     if missing:
         raise ValueError(f"superclasses: {missing[:3]} are not CIFAR-100 or toy-world classes.")
     return names, torch.tensor([group_of[c] for c in dataset.classes])
+
+
+def pil_batch(images) -> torch.Tensor:
+    """PIL images (all the same size) -> uint8 [B, 3, H, W], the input of `to_input`.
+
+    Used by: compare_maps.compare, compare_maps.wrong_prompt_test and course_utils.toyclip.
+    """
+    return torch.stack([torch.from_numpy(np.asarray(im.convert("RGB")).transpose(2, 0, 1).copy()) for im in images])
+
+
+def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
+    """[B, 3, H, W] uint8 -> normalised float: clip's preprocess for images already at the model's size.
+
+    Taught in: notebook 02, "The toy world".
+    """
+    x = images_uint8.float() / 255
+    return (x - MEAN.to(x.device)[:, None, None]) / STD.to(x.device)[:, None, None]
+
+
+class Collate:
+    """Turn a list of (PIL image, label) into a preprocessed batch (a class, so DataLoader workers can pickle it).
+
+    Used by: notebook 03, "The whole test set" (through evaluate_zero_shot); head_contributions.
+    """
+
+    def __init__(self, preprocess):
+        self.preprocess = preprocess
+
+    def __call__(self, batch):
+        images = torch.stack([self.preprocess(image) for image, _ in batch])  # [B, 3, R, R]
+        return images, torch.tensor([label for _, label in batch])

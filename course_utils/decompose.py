@@ -28,12 +28,19 @@ from dataclasses import dataclass
 
 import torch
 from einops import rearrange
+from torch.utils.data import DataLoader
+from tqdm.auto import tqdm
 
+from .data import Collate
 from .inside_vit import run_blocks, trace_vit
 
 
 @dataclass
 class Decomposition:
+    """The decomposition of a batch: attention [B, L, N, H, d] and MLP [B, L + 1, d] parts that sum to `embedding`.
+
+    Taught in: notebook 05, "Folding: why this is cheap".
+    """
     attn: torch.Tensor  # [B, L, N, H, d]: CLS-query contribution of layer l, source token n, head h
     mlp: torch.Tensor  # [B, L + 1, d]: index 0 is the embedding term, index l + 1 is block l's MLP at CLS
     embedding: torch.Tensor  # [B, d]: model.encode_image(images) (unit-norm if normalize=True), for checking
@@ -65,13 +72,19 @@ def _as_index(x):
 
 
 def fold_ln_proj(weight: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
-    """G [D, d] with  (p − mean(p)) ⊙ γ @ proj = p @ G  for every p [.., D]: centring, γ and proj in one matrix."""
+    """G [D, d] with  (p − mean(p)) ⊙ γ @ proj = p @ G  for every p [.., D]: centring, γ and proj in one matrix.
+
+    Taught in: notebook 05, "Folding: why this is cheap".
+    """
     scaled = weight[:, None] * proj  # [D, d]: γ ⊙ proj, row by row
     return scaled - scaled.mean(dim=0, keepdim=True)  # subtracting the mean of p = subtracting the row mean of G
 
 
 def folded_readout(visual) -> tuple[torch.Tensor, torch.Tensor]:
-    """G [D, d] (see fold_ln_proj), so  ln_post-linear(p) @ proj = p @ G / σ;  and the constant β @ proj [d]."""
+    """G [D, d] (see fold_ln_proj), so  ln_post-linear(p) @ proj = p @ G / σ;  and the constant β @ proj [d].
+
+    Used by: decompose and head_contributions (G and β @ proj of notebook 05, "Folding: why this is cheap").
+    """
     return fold_ln_proj(visual.ln_post.weight, visual.proj), visual.ln_post.bias @ visual.proj
 
 
@@ -80,6 +93,8 @@ def linearised_layer_norm(parts: torch.Tensor, residual: torch.Tensor, weight: t
     """LayerNorm as a linear map, fixed by the full residual's σ. parts [B, P, D], residual [B, D] -> [B, P, D].
 
     If the parts sum to the residual, the outputs sum to layer_norm(residual) minus its bias β.
+
+    Taught in: notebook 05, "Making `ln_post` linear".
     """
     sigma = _sigma(residual, eps)  # [B]: the image's own σ
     centred = parts - parts.mean(dim=-1, keepdim=True)  # [B, P, D]
@@ -91,6 +106,8 @@ def head_token_terms(cls_probs: torch.Tensor, values: torch.Tensor, out_proj_wei
 
     cls_probs [B, H, N] (row 0 of the attention), values [B, H, N, d_h], out_proj_weight [D, D] -> [B, N, H, D].
     Summed over N and H (plus the out_proj bias) this is the attention block's output at CLS.
+
+    Taught in: notebook 05, "Heads and source tokens".
     """
     return torch.einsum("bhn,bhnk,hkD->bnhD", cls_probs, values, _per_head(out_proj_weight, values.shape[1]))
 
@@ -101,7 +118,10 @@ def _per_head(out_proj_weight: torch.Tensor, n_heads: int) -> torch.Tensor:
 
 
 def head_readouts(block, G: torch.Tensor) -> torch.Tensor:
-    """[H, d_h, d]: each head's slice of W_O followed by G (out_proj, centring, γ and proj folded together)."""
+    """[H, d_h, d]: each head's slice of W_O followed by G (out_proj, centring, γ and proj folded together).
+
+    Used by: decompose and head_contributions (W_O,h G of notebook 05, "Folding: why this is cheap").
+    """
     return _per_head(block.attn.out_proj.weight, block.attn.num_heads) @ G
 
 
@@ -110,35 +130,49 @@ def _sigma(residual: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.sqrt(residual.var(dim=-1, unbiased=False) + eps)
 
 
+def _readout_scales(visual, final_cls: torch.Tensor, embedding: torch.Tensor, beta: torch.Tensor, n_parts: int,
+                    normalize: bool):
+    """The per-image bookkeeping every part shares. final_cls [B, D], embedding [B, d], beta [d] ->
+    scale [B, 1] = 1 / (σ · ‖embedding‖), part_beta [B, d] = one part's share of β @ proj (over the norm too),
+    norm [B, 1] (ones when normalize=False)."""
+    sigma = _sigma(final_cls.float(), visual.ln_post.eps)[:, None]  # [B, 1]: the image's own σ
+    norm = embedding.norm(dim=-1, keepdim=True) if normalize else torch.ones_like(sigma)  # [B, 1]
+    return 1 / (sigma * norm), beta / n_parts / norm, norm
+
+
 @torch.no_grad()
 def decompose(model, images: torch.Tensor, normalize: bool = False) -> Decomposition:
-    """Every direct contribution to `model.encode_image(images)`: attention [B, L, N, H, d] and MLP [B, L+1, d]."""
+    """Every direct contribution to `model.encode_image(images)`: attention [B, L, N, H, d] and MLP [B, L+1, d].
+
+    Taught in: notebook 05, "Folding: why this is cheap"; notebook 07, "The critical line, with the real shapes".
+    """
     visual = getattr(model, "visual", model)
     trace = trace_vit(model, images, cls_only=True)  # only the CLS row of attention is needed
     G, beta = folded_readout(visual)
     L, (B, N, _) = len(trace.values), trace.residuals[0].shape
     H, d = trace.values[0].shape[1], G.shape[1]
-    beta = beta / (L * N * H + L + 1)  # the constant, split over every part
-    sigma = _sigma(trace.final_cls.float(), visual.ln_post.eps)  # [B]
-    norm = trace.embedding.norm(dim=-1) if normalize else torch.ones(B)  # [B]
-    scale = (1 / (sigma * norm))[:, None]  # [B, 1]: ln_post's 1/σ, and 1/‖embedding‖ if normalised
+    # ln_post's 1/σ (and 1/‖embedding‖ if normalised); the constant β @ proj split over every part
+    scale, part_beta, norm = _readout_scales(visual, trace.final_cls, trace.embedding, beta, L * N * H + L + 1, normalize)
     # Stored head-major so each layer is one batched matmul written in place; `attn` is a permuted view.
     store = torch.empty(L, H, B * N, d, dtype=G.dtype, device=G.device)
     for l, (block, probs, v) in enumerate(zip(visual.transformer.resblocks, trace.attn_probs, trace.values)):
         weighted = probs[:, :, 0, :, None] * v * scale[:, :, None, None]  # [B, H, N, d_h]: p[CLS, j] v_j / σ
-        const = (block.attn.out_proj.bias @ G) / (N * H) * scale + beta / norm[:, None]  # [B, d]: bias + β shares
+        const = (block.attn.out_proj.bias @ G) / (N * H) * scale + part_beta  # [B, d]: bias + β shares
         const = const.repeat_interleave(N, dim=0)  # [B·N, d]
         torch.baddbmm(const, rearrange(weighted, "b h n k -> h (b n) k"), head_readouts(block, G), out=store[l])
     attn = rearrange(store, "l h (b n) d -> b l n h d", b=B)  # [B, L, N, H, d] (a view, no copy)
     mlp_terms = torch.stack([trace.residuals[0][:, 0]] + [m[:, 0] for m in trace.mlp_out], dim=1)  # [B, L+1, D]
-    mlp = mlp_terms @ G * scale[:, :, None] + (beta / norm[:, None])[:, None]  # [B, L + 1, d]
-    embedding = trace.embedding / norm[:, None]
+    mlp = mlp_terms @ G * scale[:, :, None] + part_beta[:, None]  # [B, L + 1, d]
+    embedding = trace.embedding / norm
     return Decomposition(attn, mlp, embedding)
 
 
 @dataclass
 class HeadContributions:
-    """Token-summed direct contributions for a whole dataset (what TextSpan and mean-ablation need)."""
+    """Token-summed direct contributions for a whole dataset (what TextSpan and mean-ablation need).
+
+    Taught in: notebook 05, "Mean-ablation".
+    """
     heads: torch.Tensor  # [N_img, L, H, d]: each head, summed over source tokens
     cls: torch.Tensor  # [N_img, L, d]: each layer's CLS-to-CLS term (source token = CLS), summed over heads
     mlp: torch.Tensor  # [N_img, L + 1, d]: embedding term, then each block's MLP at CLS
@@ -147,21 +181,6 @@ class HeadContributions:
     def total(self) -> torch.Tensor:
         """[N_img, d]: the image embeddings (unit-norm if collected with normalize=True)."""
         return self.heads.float().sum(dim=(1, 2)) + self.mlp.float().sum(dim=1)
-
-
-def _return_batch_buffers_to_the_os() -> None:
-    """Ask glibc to serve allocations over 1 MiB with mmap, so each batch's buffers go back to the OS when freed.
-
-    By default glibc raises that threshold as large blocks are freed, and later batches then fragment the heap:
-    over 10,000 ViT-B/32 images the process kept ~0.23 GiB it no longer used (benchmarks/decompose_cost.py).
-    A no-op where glibc isn't the C library (macOS, Windows).
-    """
-    try:
-        import ctypes
-
-        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # -3 = M_MMAP_THRESHOLD
-    except (OSError, AttributeError):
-        pass
 
 
 @torch.no_grad()
@@ -173,18 +192,13 @@ def head_contributions(model, data, preprocess=None, batch_size: int = 16, norma
     batches (e.g. a DataLoader). Per-token tensors exist for one block of one batch at a time (the forward pass
     needs them anyway): each head's CLS row is folded into its values before anything is projected.
     Default `normalize=True` is the paper's convention (see the module docstring).
-    """
-    from tqdm.auto import tqdm
 
+    Taught in: notebook 05, "Mean-ablation"; notebook 06, "How much do the words keep?".
+    """
     visual = getattr(model, "visual", model)
     device = next(model.parameters()).device
     if preprocess is not None:
-        from torch.utils.data import DataLoader
-
-        from .zero_shot import _Collate
-
-        data = DataLoader(data, batch_size=batch_size, num_workers=num_workers, collate_fn=_Collate(preprocess))
-    _return_batch_buffers_to_the_os()
+        data = DataLoader(data, batch_size=batch_size, num_workers=num_workers, collate_fn=Collate(preprocess))
     G, beta = folded_readout(visual)
     readouts = [head_readouts(block, G) for block in visual.transformer.resblocks]  # L x [H, d_h, d]
     out_bias = [block.attn.out_proj.bias @ G for block in visual.transformer.resblocks]  # L x [d]
@@ -204,10 +218,7 @@ def head_contributions(model, data, preprocess=None, batch_size: int = 16, norma
             self_terms.append(probs[:, :, 0, 0, None] * v[:, :, 0])  # [B, H, d_h]: the j = CLS term alone
             mlp_terms.append(mlp_out[:, 0])
         embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]
-        sigma = _sigma(x[:, 0].float(), visual.ln_post.eps)[:, None]  # [B, 1]
-        norm = embedding.norm(dim=-1, keepdim=True) if normalize else torch.ones(B, 1, device=device)
-        scale = 1 / (sigma * norm)  # [B, 1]
-        part_beta = beta / (L * N * H + L + 1) / norm  # [B, d]
+        scale, part_beta, _ = _readout_scales(visual, x[:, 0], embedding, beta, L * N * H + L + 1, normalize)
         heads = torch.stack([torch.einsum("bhk,hkd->bhd", p, M) + b / H for p, M, b in zip(pooled, readouts, out_bias)], 1)
         heads = heads * scale[:, :, None, None] + N * part_beta[:, None, None]  # [B, L, H, d]
         cls = torch.stack([torch.einsum("bhk,hkd->bd", t, M) + b / N for t, M, b in zip(self_terms, readouts, out_bias)], 1)

@@ -12,6 +12,7 @@ import random
 import socket
 import sys
 from functools import lru_cache
+from importlib.metadata import PackageNotFoundError, version
 
 import numpy as np
 import torch
@@ -22,7 +23,10 @@ NETWORK_TIMEOUT_S = 3.0
 
 
 def forced_offline() -> bool:
-    """True when the user (or CI) asked for offline mode with COURSE_OFFLINE=1."""
+    """True when the user (or CI) asked for offline mode with COURSE_OFFLINE=1.
+
+    Used by: is_offline, assets.fetch, data.load_cifar100, models.load_clip and preflight.
+    """
     return os.environ.get("COURSE_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
 
 
@@ -39,16 +43,25 @@ def is_offline() -> bool:
     """Offline when COURSE_OFFLINE=1, or when the weights host can't be reached within 3 s.
 
     The network result is cached for the session, so the 3 s are paid at most once.
+
+    Used by: mode, assets.fetch, data.load_cifar100, models.load_clip and preflight.
     """
     return forced_offline() or not _network_reachable()
 
 
 def in_colab() -> bool:
+    """True when running inside Google Colab.
+
+    Used by: banner.
+    """
     return "google.colab" in sys.modules
 
 
 def get_device(prefer: str | None = None) -> torch.device:
-    """cuda, then mps, then cpu. `prefer` (or COURSE_DEVICE) overrides, e.g. "cpu"."""
+    """cuda, then mps, then cpu. `prefer` (or COURSE_DEVICE) overrides, e.g. "cpu".
+
+    Used by: the first cells of notebooks 03, 05 and 06, banner, and models.load_clip / load_toyclip by default.
+    """
     prefer = prefer or os.environ.get("COURSE_DEVICE")
     if prefer:
         return torch.device(prefer)
@@ -61,7 +74,10 @@ def get_device(prefer: str | None = None) -> torch.device:
 
 
 def seed_everything(seed: int = 0) -> None:
-    """Seed python, numpy and torch (CPU and all GPUs)."""
+    """Seed python, numpy and torch (CPU and all GPUs).
+
+    Taught in: notebook 02, "Two encoders, one space".
+    """
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
@@ -70,17 +86,18 @@ def seed_everything(seed: int = 0) -> None:
 
 
 def mode() -> str:
-    """"offline" or "real" for the course as a whole (models.load_clip may still fall back per asset)."""
+    """"offline" or "real" for the course as a whole (models.load_clip may still fall back per asset).
+
+    Used by: start_lesson (its result is each notebook's MODE) and banner.
+    """
     return "offline" if is_offline() else "real"
 
 
 def _versions() -> str:
     parts = [f"python {platform.python_version()}", f"torch {torch.__version__}"]
     try:
-        from importlib.metadata import version
-
         parts.append(f"openai-clip {version('openai-clip')}")
-    except Exception:  # not installed: say so instead of failing the banner
+    except PackageNotFoundError:  # not installed: say so instead of failing the banner
         parts.append("openai-clip missing")
     return " · ".join(parts)
 
@@ -89,6 +106,8 @@ def banner(mode_name: str | None = None, detail: str = "", uses_assets: bool = T
     """Print (and return) one line saying which mode, device and versions produced what follows.
 
     `uses_assets=False` is for notebooks that need no CLIP weights or data (notebook 01): no mode to report.
+
+    Used by: start_lesson (every notebook's first code cell), announce_offline and preflight.
     """
     mode_name = mode_name or ("n/a" if not uses_assets else mode())
     if not uses_assets:
@@ -105,11 +124,25 @@ def banner(mode_name: str | None = None, detail: str = "", uses_assets: bool = T
     return line
 
 
+def start_lesson(seed: int = 0, uses_assets: bool = True) -> str:
+    """What every notebook's first code cell does: seed everything, print the banner, return the mode.
+
+    Returns "real" or "offline" (see `mode`), which the notebook keeps as MODE.
+    Used by: the first code cell of every notebook (01 to 08), before section 1.
+    """
+    seed_everything(seed)
+    banner(uses_assets=uses_assets)
+    return mode()
+
+
 _announced: set[str] = set()
 
 
 def announce_offline(what: str) -> None:
-    """Print the offline banner once per process for each substitution (e.g. ToyCLIP for ViT-B/32)."""
+    """Print the offline banner once per process for each substitution (e.g. ToyCLIP for ViT-B/32).
+
+    Used by: data.load_cifar100 and models.load_clip, when they fall back to the toy world or ToyCLIP.
+    """
     if what not in _announced:
         _announced.add(what)
         banner("offline", detail=what)

@@ -26,10 +26,10 @@ from pathlib import Path
 
 import nbformat
 
-from . import colab
+from . import assets, colab
 from .colab import SETUP_TAG, setup_cell_source
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = assets.ROOT
 NOTEBOOKS = ROOT / "notebooks"
 EXERCISES = NOTEBOOKS / "exercises"
 SOLUTION_TAG = "solution"
@@ -43,11 +43,18 @@ BADGE = re.compile(r"\[!\[Open In Colab\]\([^)\s]*\)\]\([^)\s]*\)")
 
 
 def solution_notebooks(folder: Path | None = None) -> list[Path]:
+    """The lessons, NN_*.ipynb in notebooks/ (or in `folder`), sorted.
+
+    Used by: main (make sync), preflight and the tests.
+    """
     return sorted((NOTEBOOKS if folder is None else Path(folder)).glob(f"{LESSON_GLOB}.ipynb"))
 
 
 def make_stub(source: str) -> str:
-    """Replace each BEGIN/END SOLUTION block by `raise NotImplementedError`, at the block's indentation."""
+    """Replace each BEGIN/END SOLUTION block by `raise NotImplementedError`, at the block's indentation.
+
+    Used by: student_version (make sync) and tests/test_notebooks.py.
+    """
     pattern = re.compile(rf"^([ \t]*){re.escape(BEGIN)}[^\n]*\n.*?^[ \t]*{re.escape(END)}[^\n]*(\n|$)", re.S | re.M)
     if not pattern.search(source):
         raise ValueError(f"a cell tagged {SOLUTION_TAG!r} has no {BEGIN!r} ... {END!r} block:\n{source[:200]}")
@@ -55,10 +62,18 @@ def make_stub(source: str) -> str:
 
 
 def strip_markers(source: str) -> str:
+    """The cell source without its BEGIN/END SOLUTION marker lines.
+
+    Used by: student_version (make sync) and tests/test_notebooks.py.
+    """
     return "\n".join(line for line in source.splitlines() if line.strip() not in {BEGIN, END})
 
 
 def tags(cell) -> list[str]:
+    """A cell's metadata tags, as a list (empty if it has none).
+
+    Used by: sync_setup_cell, clear_varying_outputs and student_version (make sync).
+    """
     return list(cell.get("metadata", {}).get("tags", []))
 
 
@@ -66,7 +81,10 @@ def tags(cell) -> list[str]:
 
 def jupytext_config(folder: Path | None = None):
     """The jupytext configuration that `jupytext --sync` uses for the lessons in `folder` (found the same way:
-    jupytext.toml in the folder or a parent)."""
+    jupytext.toml in the folder or a parent).
+
+    Used by: main (make sync).
+    """
     from jupytext.config import find_jupytext_configuration_file, load_jupytext_configuration_file
 
     folder = NOTEBOOKS if folder is None else Path(folder)
@@ -78,7 +96,10 @@ def jupytext_config(folder: Path | None = None):
 
 def pairing_metadata(config) -> dict:
     """A lesson's `jupytext` metadata. Besides the pairing, it holds what jupytext records when it reads the .py
-    (the filters, the language), so `jupytext --sync` writes the same .ipynb whichever side of the pair is newer."""
+    (the filters, the language), so `jupytext --sync` writes the same .ipynb whichever side of the pair is newer.
+
+    Used by: sync_pairing (make sync) and tests/test_sources.py.
+    """
     return {
         "cell_metadata_filter": config.cell_metadata_filter,
         "formats": PAIRED_FORMATS,
@@ -88,7 +109,10 @@ def pairing_metadata(config) -> dict:
 
 
 def text_source(nb, config) -> str:
-    """The paired .py of a lesson, as `jupytext --sync` writes it."""
+    """The paired .py of a lesson, as `jupytext --sync` writes it.
+
+    Used by: main (make sync).
+    """
     import jupytext
 
     text = jupytext.writes(nb, fmt=TEXT_FORMAT, config=config)
@@ -97,7 +121,10 @@ def text_source(nb, config) -> str:
 
 def holds_other_cells(py_text: str, nb, config) -> bool:
     """True if reading the .py into the .ipynb (what `jupytext --sync` does when the .py is newer) would change
-    the lesson's cells or metadata: the two were edited apart, and overwriting the .py would lose work."""
+    the lesson's cells or metadata: the two were edited apart, and overwriting the .py would lose work.
+
+    Used by: main (make sync).
+    """
     import jupytext
     from jupytext.combine import combine_inputs_with_outputs
 
@@ -113,7 +140,10 @@ def holds_other_cells(py_text: str, nb, config) -> bool:
 
 
 def sync_pairing(nb, config) -> bool:
-    """Pair the lesson with its .py. Returns True if the notebook changed."""
+    """Pair the lesson with its .py. Returns True if the notebook changed.
+
+    Used by: sync_lesson (make sync).
+    """
     want = pairing_metadata(config)
     changed = nb.metadata.get("jupytext") != want
     nb.metadata["jupytext"] = want
@@ -123,13 +153,19 @@ def sync_pairing(nb, config) -> bool:
 # --- what every lesson gets from colab.py and what it must not store --------------------------------------------
 
 def strip_widget_state(nb) -> bool:
-    """Drop the saved ipywidgets state (`metadata.widgets`). Returns True if the notebook changed."""
+    """Drop the saved ipywidgets state (`metadata.widgets`). Returns True if the notebook changed.
+
+    Used by: sync_lesson (make sync).
+    """
     return nb.metadata.pop("widgets", None) is not None
 
 
 def sync_badge(nb, notebook_path: str) -> bool:
     """Make the badge in the first markdown cell colab.colab_badge(notebook_path); a missing badge goes under the title.
-    Returns True if the notebook changed."""
+    Returns True if the notebook changed.
+
+    Used by: sync_lesson and student_version (make sync).
+    """
     first = next(c for c in nb.cells if c.cell_type == "markdown")
     want = colab.colab_badge(notebook_path)
     if BADGE.search(first.source):
@@ -145,7 +181,10 @@ def sync_badge(nb, notebook_path: str) -> bool:
 
 def sync_setup_cell(nb) -> bool:
     """Make the first code cell the Colab setup cell (a new one goes before it unless it is tagged or starts as one).
-    Returns True if the notebook changed."""
+    Returns True if the notebook changed.
+
+    Used by: sync_lesson (make sync).
+    """
     want = setup_cell_source()
     first = next((c for c in nb.cells if c.cell_type == "code"), None)
     if first is None or not (SETUP_TAG in tags(first) or first.source.startswith(want.splitlines()[0])):
@@ -159,7 +198,10 @@ def sync_setup_cell(nb) -> bool:
 
 
 def clear_varying_outputs(nb) -> bool:
-    """Drop outputs that would differ between learners. Returns True if the notebook changed."""
+    """Drop outputs that would differ between learners. Returns True if the notebook changed.
+
+    Used by: sync_lesson (make sync).
+    """
     keep_none = nb.metadata.get("inside_clip", {}).get("store_outputs", True) is False
     changed = False
     for cell in nb.cells:
@@ -170,7 +212,10 @@ def clear_varying_outputs(nb) -> bool:
 
 
 def sync_lesson(nb, name: str, config) -> bool:
-    """Everything a lesson .ipynb gets from this module, in place. Returns True if the notebook changed."""
+    """Everything a lesson .ipynb gets from this module, in place. Returns True if the notebook changed.
+
+    Used by: main (make sync).
+    """
     changed = strip_widget_state(nb)
     changed |= sync_pairing(nb, config)
     changed |= sync_badge(nb, f"notebooks/{name}")
@@ -180,6 +225,10 @@ def sync_lesson(nb, name: str, config) -> bool:
 
 
 def student_version(nb, source_name: str):
+    """The student copy of a lesson: each solution cell becomes a stub plus a collapsed solution; no outputs.
+
+    Used by: main (make sync).
+    """
     out = copy.deepcopy(nb)
     for key in ("widgets", "jupytext"):  # no widget state; the student copy is not paired with a .py
         out.metadata.pop(key, None)
@@ -224,6 +273,10 @@ def _show(path: Path, folder: Path) -> str:
 
 
 def main(argv=None) -> int:
+    """Sync every lesson, its .py and its student copy (`--check`: only report); returns the exit code.
+
+    Used by: make sync and the tests (tests/test_notebooks.py, tests/test_sources.py).
+    """
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is out of date")
     parser.add_argument("--notebooks", type=Path, default=None, help="the notebooks folder (default: the repository's)")

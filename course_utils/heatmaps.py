@@ -1,4 +1,4 @@
-"""Spatial heatmaps from the decomposition (seed 000's "critical line"), and overlays drawn with matplotlib.
+"""Spatial heatmaps from the decomposition (the "critical line" from the course notes), and overlays drawn with matplotlib.
 
 The critical line, for a decomposition `attn` [B, L, N, H, d] (layers, source tokens, heads) and prompts [P, d]:
 
@@ -18,17 +18,23 @@ import torch.nn.functional as F
 from einops import rearrange
 
 from .decompose import decompose
-from .inside_vit import vit_visual
+from .models import vit_visual
 
 
 def patch_scores(attn: torch.Tensor, text_embeddings: torch.Tensor) -> torch.Tensor:
-    """attn [B, L, N, H, d], texts [P, d] -> [B, P, N-1]: sum layers and heads, drop CLS, dot with each text."""
+    """attn [B, L, N, H, d], texts [P, d] -> [B, P, N-1]: sum layers and heads, drop CLS, dot with each text.
+
+    Taught in: notebook 07, "The critical line, with the real shapes".
+    """
     per_patch = attn[:, :, 1:].sum(dim=(1, 3))  # [B, N-1, d]: every layer's and head's share, per source patch
     return (per_patch @ text_embeddings.T).transpose(1, 2)  # [B, P, N-1]
 
 
 def to_grid(scores: torch.Tensor) -> torch.Tensor:
-    """[..., g²] in reading order (row by row) -> [..., g, g]."""
+    """[..., g²] in reading order (row by row) -> [..., g, g].
+
+    Taught in: notebook 07, "From patches to a picture".
+    """
     g = math.isqrt(scores.shape[-1])
     if g * g != scores.shape[-1]:
         raise ValueError(f"to_grid: {scores.shape[-1]} patches is not a square grid; drop the CLS token first.")
@@ -36,18 +42,27 @@ def to_grid(scores: torch.Tensor) -> torch.Tensor:
 
 
 def upsample(grid_maps: torch.Tensor, size: int) -> torch.Tensor:
-    """[B, P, g, g] -> [B, P, size, size], bilinear (pixel centres aligned: F.interpolate's default)."""
+    """[B, P, g, g] -> [B, P, size, size], bilinear (pixel centres aligned: F.interpolate's default).
+
+    Taught in: notebook 07, "From patches to a picture".
+    """
     return F.interpolate(grid_maps, size=(size, size), mode="bilinear", align_corners=False)
 
 
 def relative_to_prompts(maps: torch.Tensor) -> torch.Tensor:
-    """[..., P, H, W] minus the mean over the P prompts: what is special about each prompt, here."""
+    """[..., P, H, W] minus the mean over the P prompts: what is special about each prompt, here.
+
+    Taught in: notebook 07, "Absolute or relative?".
+    """
     return maps - maps.mean(dim=-3, keepdim=True)
 
 
 @torch.no_grad()
 def token_maps(model, images: torch.Tensor, text_embeddings: torch.Tensor, layers=None, heads=None) -> torch.Tensor:
-    """Direct-effect heatmaps: [B, P, H_img, W_img] for P text embeddings (image tokens only, CLS dropped)."""
+    """Direct-effect heatmaps: [B, P, H_img, W_img] for P text embeddings (image tokens only, CLS dropped).
+
+    Used by: textspan_heatmap, toyclip.pointing_game and tests/test_decompose.py.
+    """
     attn = decompose(model, images).select(layers, heads)  # [B, L', N, H', d]
     scores = patch_scores(attn, F.normalize(text_embeddings.float(), dim=-1))  # [B, P, g²]
     return upsample(to_grid(scores), images.shape[-1])
@@ -55,7 +70,10 @@ def token_maps(model, images: torch.Tensor, text_embeddings: torch.Tensor, layer
 
 def textspan_heatmap(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=None, heads=None,
                      relative: bool = True) -> torch.Tensor:
-    """image [3, R, R] (preprocessed), text_embeddings [P, d] -> [P, R, R]."""
+    """image [3, R, R] (preprocessed), text_embeddings [P, d] -> [P, R, R].
+
+    Taught in: notebook 07, "From patches to a picture".
+    """
     visual = vit_visual(model, "textspan_heatmap")
     n_layers, n_heads = len(visual.transformer.resblocks), visual.transformer.resblocks[0].attn.num_heads
     for name, chosen, n in (("layer", layers, n_layers), ("head", heads, n_heads)):
@@ -71,7 +89,10 @@ def textspan_heatmap(model, image: torch.Tensor, text_embeddings: torch.Tensor, 
 
 
 def overlay(image, heatmap, cmap: str = "jet", alpha: float = 0.5) -> np.ndarray:
-    """Blend a heatmap [H, W] (min-max normalised) over an image (PIL or [H, W, 3] array) -> float RGB [H, W, 3]."""
+    """Blend a heatmap [H, W] (min-max normalised) over an image (PIL or [H, W, 3] array) -> float RGB [H, W, 3].
+
+    Taught in: notebook 07, "From patches to a picture".
+    """
     from matplotlib import colormaps
 
     rgb = np.asarray(image, dtype=np.float64)

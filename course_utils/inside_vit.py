@@ -15,10 +15,15 @@ import torch
 from einops import rearrange
 
 from .by_hand import layer_norm  # notebook 01's LayerNorm (biased variance, eps 1e-5)
+from .models import vit_visual
 
 
 @dataclass
 class ViTTrace:
+    """What trace_vit keeps: every block's residual stream, attention, values and outputs, and the embedding.
+
+    Taught in: notebook 04, "Where does the CLS token look?"; notebook 05, "The residual stream is a sum".
+    """
     residuals: list[torch.Tensor]  # L + 1 tensors [B, N, D]: after ln_pre, then after each block
     attn_probs: list[torch.Tensor]  # L tensors [B, H, N, N]: post-softmax attention of each block
     values: list[torch.Tensor]  # L tensors [B, H, N, d_h]: each block's per-head values
@@ -32,7 +37,10 @@ class ViTTrace:
 
 
 def patch_tokens(visual, images: torch.Tensor) -> torch.Tensor:
-    """Images [B, 3, R, R] -> tokens after the patch conv, CLS, positional embedding and ln_pre: [B, N, D]."""
+    """Images [B, 3, R, R] -> tokens after the patch conv, CLS, positional embedding and ln_pre: [B, N, D].
+
+    Taught in: notebook 04, "One residual block, by hand"; notebook 08, "LeGrad, step by step".
+    """
     x = visual.conv1(images.to(visual.conv1.weight.dtype))  # [B, D, g, g]: one D-vector per patch
     x = rearrange(x, "b d gh gw -> b (gh gw) d")  # [B, g², D], patches in reading order
     cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)  # [B, 1, D]
@@ -44,30 +52,44 @@ def patchify(images: torch.Tensor, patch: int) -> torch.Tensor:
     """[B, 3, R, R] -> [B, g², 3·p·p]: each patch flattened channel-first, the order of conv1.weight's inputs.
 
     With this order, `patchify(x, p) @ conv1.weight.flatten(1).T` equals the patch conv (notebook 04).
+
+    Taught in: notebook 04, "Patches: a convolution that is really a linear map".
     """
     return rearrange(images, "b c (gh p1) (gw p2) -> b (gh gw) (c p1 p2)", p1=patch, p2=patch)
 
 
 def quick_gelu(x: torch.Tensor) -> torch.Tensor:
-    """CLIP's MLP activation: x · sigmoid(1.702 x), a cheap approximation of GELU."""
+    """CLIP's MLP activation: x · sigmoid(1.702 x), a cheap approximation of GELU.
+
+    Taught in: notebook 04, "One residual block, by hand".
+    """
     return x * torch.sigmoid(1.702 * x)
 
 
 def qkv_heads(y: torch.Tensor, in_proj_weight, in_proj_bias, n_heads: int):
-    """Normalised tokens y [B, N, D] -> q, k, v, each [B, H, N, d_h], from in_proj's stacked W_q, W_k, W_v."""
+    """Normalised tokens y [B, N, D] -> q, k, v, each [B, H, N, d_h], from in_proj's stacked W_q, W_k, W_v.
+
+    Taught in: notebook 08, "LeGrad, step by step".
+    """
     q, k, v = (y @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)  # [B, N, D] each
     return (rearrange(t, "b n (h d) -> b h n d", h=n_heads) for t in (q, k, v))
 
 
 def attention_heads(y: torch.Tensor, in_proj_weight, in_proj_bias, n_heads: int):
-    """Normalised tokens y [B, N, D] -> (probs [B, H, N, N], values [B, H, N, d_h]) with in_proj's q, k, v."""
+    """Normalised tokens y [B, N, D] -> (probs [B, H, N, N], values [B, H, N, d_h]) with in_proj's q, k, v.
+
+    Used by: multihead_self_attention, block_attention and course_utils.legrad.
+    """
     q, k, v = qkv_heads(y, in_proj_weight, in_proj_bias, n_heads)
     probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # [B, H, N, N]
     return probs, v
 
 
 def multihead_self_attention(y, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias, n_heads: int):
-    """nn.MultiheadAttention(y, y, y) written out: y [B, N, D] -> [B, N, D]."""
+    """nn.MultiheadAttention(y, y, y) written out: y [B, N, D] -> [B, N, D].
+
+    Taught in: notebook 04, "One residual block, by hand".
+    """
     probs, v = attention_heads(y, in_proj_weight, in_proj_bias, n_heads)
     heads = rearrange(probs @ v, "b h n d -> b n (h d)")  # concatenate the heads, [B, N, D]
     return heads @ out_proj_weight.T + out_proj_bias
@@ -77,6 +99,8 @@ def residual_block(x: torch.Tensor, p: dict, n_heads: int) -> torch.Tensor:
     """One ResidualAttentionBlock by hand. x [B, N, D]; p = block_params(block) -> [B, N, D].
 
     x = x + attn(ln_1(x));  x = x + c_proj(quick_gelu(c_fc(ln_2(x))))
+
+    Taught in: notebook 04, "One residual block, by hand".
     """
     y = layer_norm(x, p["ln_1.weight"], p["ln_1.bias"])
     x = x + multihead_self_attention(y, p["attn.in_proj_weight"], p["attn.in_proj_bias"],
@@ -86,12 +110,18 @@ def residual_block(x: torch.Tensor, p: dict, n_heads: int) -> torch.Tensor:
 
 
 def block_params(block) -> dict:
-    """A block's weights as a plain {name: tensor} dict (detached, float32)."""
+    """A block's weights as a plain {name: tensor} dict (detached, float32).
+
+    Taught in: notebook 04, "One residual block, by hand".
+    """
     return {name: t.detach().float() for name, t in block.state_dict().items()}
 
 
 def cls_attention_maps(probs: torch.Tensor) -> torch.Tensor:
-    """Attention probabilities [B, H, N, N] -> [B, H, g, g]: how much the CLS query attends to each patch."""
+    """Attention probabilities [B, H, N, N] -> [B, H, g, g]: how much the CLS query attends to each patch.
+
+    Taught in: notebook 04, "Where does the CLS token look?".
+    """
     cls_to_patches = probs[:, :, 0, 1:]  # [B, H, g²]: query = CLS (row 0), keys = patches (CLS key dropped)
     grid = math.isqrt(cls_to_patches.shape[-1])
     return rearrange(cls_to_patches, "b h (gh gw) -> b h gh gw", gh=grid, gw=grid)
@@ -102,6 +132,8 @@ def block_attention(block, x: torch.Tensor, cls_only: bool = False):
 
     cls_only=True returns only the CLS query's row of the probabilities, [B, H, 1, N], and lets PyTorch's fused
     attention compute the output: the decomposition needs nothing else, and it is faster.
+
+    Used by: run_blocks (so trace_vit and decompose) and tests/test_inside_vit.py.
     """
     attn = block.attn
     if not cls_only:
@@ -114,17 +146,11 @@ def block_attention(block, x: torch.Tensor, cls_only: bool = False):
     return probs, v, attn.out_proj(rearrange(heads, "b h n d -> b n (h d)"))
 
 
-def vit_visual(model, who: str):
-    """model.visual (or the visual module itself) if it is a CLIP ViT; a clear error for ResNet CLIP."""
-    visual = getattr(model, "visual", model)
-    if not hasattr(visual, "transformer") or not hasattr(visual, "conv1") or not hasattr(visual, "proj"):
-        kind = type(visual).__name__
-        raise TypeError(f"{who}: {kind} is not supported; it needs a CLIP vision transformer (ViT-B/32, ViT-B/16, "
-                        f"ViT-L/14 or ToyCLIP). ResNet CLIP (RN50, ...) has no CLS token or attention heads to read.")
-    return visual
-
-
 def check_images(visual, images: torch.Tensor) -> None:
+    """Raise a ValueError unless images are [B, 3, R, R] at the model's input resolution.
+
+    Used by: run_blocks and course_utils.legrad.
+    """
     if images.ndim != 4 or images.shape[1] != 3:
         raise ValueError(f"trace_vit expects images [B, 3, H, W]; got {tuple(images.shape)}. Use the model's preprocess.")
     if images.shape[-1] != visual.input_resolution:
@@ -137,6 +163,8 @@ def run_blocks(visual, images: torch.Tensor, cls_only: bool = False):
 
     The streaming form of trace_vit, for analyses that must not hold every block's tensors at once.
     cls_only: probs is only the CLS query's row, [B, H, 1, N] (see block_attention).
+
+    Used by: trace_vit and decompose.head_contributions.
     """
     check_images(visual, images)
     x = patch_tokens(visual, images)
@@ -150,8 +178,11 @@ def run_blocks(visual, images: torch.Tensor, cls_only: bool = False):
 
 
 def trace_vit(model, images: torch.Tensor, cls_only: bool = False) -> ViTTrace:
-    """Every block's residual stream and attention (cls_only: just the CLS query's row, [B, H, 1, N])."""
-    visual = getattr(model, "visual", model)
+    """Every block's residual stream and attention (cls_only: just the CLS query's row, [B, H, 1, N]).
+
+    Taught in: notebook 04, "Where does the CLS token look?"; notebook 05, "The residual stream is a sum".
+    """
+    visual = vit_visual(model, "trace_vit")
     residuals, probs_all, values, attn_outs, mlp_outs = [], [], [], [], []
     for x_in, probs, v, attn_out, mlp_out, x in run_blocks(visual, images, cls_only):
         residuals.append(x_in)

@@ -21,16 +21,24 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from .inside_vit import attention_heads, check_images, patch_tokens, trace_vit, vit_visual
+from .inside_vit import attention_heads, check_images, patch_tokens, trace_vit
+from .models import vit_visual
+from .zero_shot import accuracy
 
 
 def default_layers(n_layers: int) -> list[int]:
-    """The authors' choice (legrad-torch's `layer_index=-2`): the last two blocks."""
+    """The authors' choice (legrad-torch's `layer_index=-2`): the last two blocks.
+
+    Taught in: notebook 08, "LeGrad, step by step".
+    """
     return [n_layers - 2, n_layers - 1]
 
 
 def resolve_layers(layers, n_layers: int, who: str = "legrad") -> list[int]:
-    """None -> the default; ints (negative count from the end) -> sorted, checked block indices."""
+    """None -> the default; ints (negative count from the end) -> sorted, checked block indices.
+
+    Used by: legrad.
+    """
     if layers is None:
         return default_layers(n_layers)
     chosen = [layers] if isinstance(layers, int) else list(layers)
@@ -43,6 +51,10 @@ def resolve_layers(layers, n_layers: int, who: str = "legrad") -> list[int]:
 
 
 def check_prompts(text_embeddings: torch.Tensor, embed_dim: int, who: str) -> None:
+    """Raise a ValueError unless text_embeddings is [P, d] with P >= 1 and d == embed_dim.
+
+    Used by: legrad.
+    """
     if text_embeddings.ndim != 2 or len(text_embeddings) == 0:
         raise ValueError(f"{who}: text_embeddings must be [P, d] with at least one prompt; got "
                          f"{tuple(text_embeddings.shape)}. Encode a non-empty list with zero_shot.encode_texts.")
@@ -52,7 +64,10 @@ def check_prompts(text_embeddings: torch.Tensor, embed_dim: int, who: str) -> No
 
 
 def one_image(visual, image: torch.Tensor, who: str) -> torch.Tensor:
-    """[3, R, R] or [1, 3, R, R] -> [1, 3, R, R], checked against the model's resolution."""
+    """[3, R, R] or [1, 3, R, R] -> [1, 3, R, R], checked against the model's resolution.
+
+    Used by: legrad.
+    """
     batch = image[None] if image.ndim == 3 else image
     if batch.ndim != 4 or batch.shape[0] != 1:
         raise ValueError(f"{who}: one preprocessed image [3, R, R] please; got {tuple(image.shape)}.")
@@ -64,18 +79,25 @@ def token_mean_embedding(x: torch.Tensor, ln_weight, ln_bias, proj, eps: float =
     """Block output x [B, N, D] read as an image embedding: normalise(LayerNorm(mean over tokens) @ proj) -> [B, d].
 
     Not the CLS token (that is what encode_image reads): LeGrad averages all tokens, CLS included.
+    Taught in: notebook 08, "LeGrad, step by step".
     """
     pooled = F.layer_norm(x.mean(dim=1), (x.shape[-1],), ln_weight, ln_bias, eps)  # [B, D]
     return F.normalize(pooled @ proj, dim=-1)  # [B, d]
 
 
 def layer_score(visual, x: torch.Tensor) -> torch.Tensor:
-    """A block's output x [B, N, D] through the model's own ln_post and proj -> [B, d], unit length."""
+    """A block's output x [B, N, D] through the model's own ln_post and proj -> [B, d], unit length.
+
+    Taught in: notebook 08, "LeGrad, step by step"; notebook 08, "The measured table".
+    """
     return token_mean_embedding(x, visual.ln_post.weight, visual.ln_post.bias, visual.proj, visual.ln_post.eps)
 
 
 def block_with_probs(block, x: torch.Tensor):
-    """One block with its attention probabilities as a leaf to differentiate. x [1, N, D] -> (probs, out)."""
+    """One block with its attention probabilities as a leaf to differentiate. x [1, N, D] -> (probs, out).
+
+    Taught in: notebook 08, "LeGrad, step by step".
+    """
     attn = block.attn
     probs, v = attention_heads(block.ln_1(x), attn.in_proj_weight, attn.in_proj_bias, attn.num_heads)  # [1,H,N,N]
     probs = probs.detach().requires_grad_()  # a leaf: everything upstream is held fixed
@@ -84,12 +106,18 @@ def block_with_probs(block, x: torch.Tensor):
 
 
 def relevance_from_grad(grad: torch.Tensor) -> torch.Tensor:
-    """Gradients [P, H, N, N] -> [P, N-1]: ReLU, mean over heads and query rows, CLS key dropped."""
+    """Gradients [P, H, N, N] -> [P, N-1]: ReLU, mean over heads and query rows, CLS key dropped.
+
+    Taught in: notebook 08, "LeGrad, step by step".
+    """
     return grad.clamp(min=0).mean(dim=(1, 2))[:, 1:]
 
 
 def min_max(maps: torch.Tensor) -> torch.Tensor:
-    """[P, ...] -> each prompt's map scaled to [0, 1]."""
+    """[P, ...] -> each prompt's map scaled to [0, 1].
+
+    Taught in: notebook 08, "LeGrad, step by step".
+    """
     flat = maps.flatten(1)
     lo, hi = flat.min(dim=1).values, flat.max(dim=1).values
     shape = (-1,) + (1,) * (maps.ndim - 1)
@@ -101,6 +129,7 @@ def legrad(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=Non
 
     normalize=False skips the final min-max step and returns the summed relevance itself (notebook 08 uses it to
     ask whether a prompt for something absent gives a weaker map: min-max scaling hides that).
+    Taught in: notebook 08, "LeGrad, step by step"; notebook 08, "Does a wrong prompt give a weak map?".
     """
     visual = vit_visual(model, "legrad")
     blocks = visual.transformer.resblocks
@@ -121,7 +150,7 @@ def legrad(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=Non
             probs, out = block_with_probs(block, x)
             scores = (layer_score(visual, out) @ texts.T)[0]  # [P]: this block's reading of each prompt
             # P backward passes in one: row p of the identity asks for the gradient of scores[p]
-            grad = torch.autograd.grad(scores, probs, torch.eye(P, dtype=scores.dtype), is_grads_batched=True)[0]
+            grad = torch.autograd.grad(scores, probs, torch.eye(P, dtype=scores.dtype, device=scores.device), is_grads_batched=True)[0]
             relevance = relevance + relevance_from_grad(grad[:, 0])  # [P, g²]
             x = out.detach()
         grid = math.isqrt(relevance.shape[-1])
@@ -136,9 +165,9 @@ def readout_accuracy(model, images: torch.Tensor, labels: torch.Tensor, class_em
 
     images [B, 3, R, R] (preprocessed), labels [B], class_emb [C, d] -> {"cls": acc, "token_mean": [acc per block]}.
     LeGrad differentiates `layer_score`; its maps mean something only where that readout lives in the text space.
+    Taught in: notebook 08, "The measured table".
     """
     visual = vit_visual(model, "readout_accuracy")
     trace = trace_vit(model, images)
-    texts = F.normalize(class_emb.float(), dim=-1)
-    top1 = lambda emb: (emb.float() @ texts.T).argmax(dim=-1).eq(labels).float().mean().item()  # noqa: E731
-    return dict(cls=top1(trace.embedding), token_mean=[top1(layer_score(visual, x)) for x in trace.residuals[1:]])
+    return dict(cls=accuracy(trace.embedding, class_emb, labels),
+                token_mean=[accuracy(layer_score(visual, x), class_emb, labels) for x in trace.residuals[1:]])

@@ -11,7 +11,10 @@ import io
 
 
 def open_clip_twin(model):
-    """An open_clip CLIP holding the same (fp32) weights as an openai `clip.model.CLIP` ViT."""
+    """An open_clip CLIP holding the same (fp32) weights as an openai `clip.model.CLIP` ViT.
+
+    Used by: legrad_torch_maps and tests/test_legrad.py.
+    """
     try:
         from open_clip.model import build_model_from_openai_state_dict
     except ImportError as err:
@@ -26,7 +29,10 @@ def open_clip_twin(model):
 
 
 def legrad_torch_maps(model, layer_index: int = -2):
-    """A function (image [3, R, R], unit text embeddings [P, d]) -> [P, R, R], computed by legrad-torch."""
+    """A function (image [3, R, R], unit text embeddings [P, d]) -> [P, R, R], computed by legrad-torch.
+
+    Taught in: notebook 08, "LeGrad, step by step".
+    """
     import warnings
 
     with warnings.catch_warnings():  # legrad-torch imports a timm path that timm marks as deprecated

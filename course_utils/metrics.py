@@ -12,12 +12,18 @@ import torch
 
 
 def standard_tolerance(image_size: int) -> int:
-    """The pointing game's 15 px at 224 px, scaled to `image_size`."""
+    """The pointing game's 15 px at 224 px, scaled to `image_size`.
+
+    Taught in: notebook 07, "Absolute or relative?".
+    """
     return round(15 * image_size / 224)
 
 
 def pointing_hit(heatmap, mask, tolerance_px: float = 0) -> bool:
-    """True if the heatmap's maximum lies within `tolerance_px` pixels of a mask pixel. heatmap, mask: [H, W]."""
+    """True if the heatmap's maximum lies within `tolerance_px` pixels of a mask pixel. heatmap, mask: [H, W].
+
+    Taught in: notebook 07, "Absolute or relative?".
+    """
     h = heatmap.detach().cpu().numpy() if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap)
     m = np.asarray(mask, dtype=bool)
     if h.shape != m.shape:
@@ -37,7 +43,10 @@ def _as_numpy(x) -> np.ndarray:
 
 
 def binarize(heatmap) -> np.ndarray:
-    """Foreground = pixels above the map's own mean (the protocol's threshold). [H, W] -> bool [H, W]."""
+    """Foreground = pixels above the map's own mean (the protocol's threshold). [H, W] -> bool [H, W].
+
+    Taught in: notebook 07, "Zero-shot segmentation, scored".
+    """
     h = _as_numpy(heatmap)
     return h > h.mean()
 
@@ -50,13 +59,19 @@ def _binary_pair(predicted, mask, who: str) -> tuple[np.ndarray, np.ndarray]:
 
 
 def pixel_accuracy(predicted, mask) -> float:
-    """Share of pixels where the binary prediction equals the mask."""
+    """Share of pixels where the binary prediction equals the mask.
+
+    Taught in: notebook 07, "Zero-shot segmentation, scored".
+    """
     p, m = _binary_pair(predicted, mask, "pixel_accuracy")
     return float((p == m).mean())
 
 
 def mean_iou(predicted, mask) -> float:
-    """Mean over the two classes (foreground, background) of intersection over union."""
+    """Mean over the two classes (foreground, background) of intersection over union.
+
+    Taught in: notebook 07, "Zero-shot segmentation, scored".
+    """
     p, m = _binary_pair(predicted, mask, "mean_iou")
     ious = []
     for a, b in ((p, m), (~p, ~m)):
@@ -66,7 +81,10 @@ def mean_iou(predicted, mask) -> float:
 
 
 def average_precision(heatmap, mask) -> float:
-    """Average precision of the map's scores as a foreground detector (pixels ranked by score; ties kept together)."""
+    """Average precision of the map's scores as a foreground detector (pixels ranked by score; ties kept together).
+
+    Taught in: notebook 07, "Zero-shot segmentation, scored".
+    """
     h, m = _as_numpy(heatmap).ravel(), np.asarray(mask, dtype=bool).ravel()
     if h.shape != m.shape:
         raise ValueError(f"average_precision: heatmap and mask sizes differ ({h.size} vs {m.size}).")
@@ -81,7 +99,10 @@ def average_precision(heatmap, mask) -> float:
 
 
 def segmentation_scores(heatmap, mask) -> dict:
-    """pixel accuracy, mIoU (after `binarize`) and average precision (on the raw scores) for one map."""
+    """pixel accuracy, mIoU (after `binarize`) and average precision (on the raw scores) for one map.
+
+    Used by: tests/test_metrics.py.
+    """
     predicted = binarize(heatmap)
     return dict(pixel_acc=pixel_accuracy(predicted, mask), miou=mean_iou(predicted, mask),
                 ap=average_precision(heatmap, mask))

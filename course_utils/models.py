@@ -1,21 +1,28 @@
-"""Models: load openai CLIP (by name or from a local state dict) and describe its vision transformer."""
+"""Models: load openai CLIP (by name or from a local checkpoint), build it from a named architecture, describe it.
+
+    ARCHITECTURES     openai's three ViTs and the course's ToyCLIP, as `clip.model.CLIP` arguments
+    build             a randomly initialised model of a named architecture (what random_clip and training use)
+    load_clip         (model, preprocess) for "ViT-B/32", "toy", or the path of a checkpoint
+    model_info        layers, heads, width, grid, embedding width
+
+This is the one place the package imports openai's `clip` (the others use `models.clip`).
+"""
 from __future__ import annotations
 
-import warnings
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import clip  # openai-clip; course_utils/__init__ silences the pkg_resources warning it triggers
 import torch
 
 from . import assets, env
-
-with warnings.catch_warnings():  # openai-clip imports pkg_resources; the pin setuptools<81 keeps it working
-    warnings.simplefilter("ignore", UserWarning)
-    import clip  # noqa: E402
+from . import toyworld as tw
 
 OPENAI_VIT_MODELS = ("ViT-B/32", "ViT-B/16", "ViT-L/14")
+TOYCLIP = "ToyCLIP"
 
-# Architecture hyper-parameters of clip.model.CLIP for the openai ViT checkpoints (from their state dicts).
+# Arguments of clip.model.CLIP for each architecture (openai's read off their state dicts), plus `vision_heads`
+# where it is not clip.model.CLIP's own choice of vision_width // 64.
 ARCHITECTURES: dict[str, dict[str, int]] = {
     "ViT-B/32": dict(embed_dim=512, image_resolution=224, vision_layers=12, vision_width=768, vision_patch_size=32,
                      context_length=77, vocab_size=49408, transformer_width=512, transformer_heads=8,
@@ -26,61 +33,118 @@ ARCHITECTURES: dict[str, dict[str, int]] = {
     "ViT-L/14": dict(embed_dim=768, image_resolution=224, vision_layers=24, vision_width=1024, vision_patch_size=14,
                      context_length=77, vocab_size=49408, transformer_width=768, transformer_heads=12,
                      transformer_layers=12),
+    # The course's offline model (notebook 02; trained by course_utils.toyclip). Width 128 would give
+    # clip.model.CLIP 2 vision heads: too few to specialise, and specialised heads are what TextSpan (notebook 06)
+    # finds in real CLIP's 12-16. So ToyCLIP splits the same width into 8 heads of 16. The weights have the same
+    # shapes either way, which is why its checkpoint names its architecture (ARCHITECTURE_KEY).
+    TOYCLIP: dict(embed_dim=64, image_resolution=tw.IMAGE_SIZE, vision_layers=4, vision_width=128, vision_patch_size=8,
+                  context_length=77, vocab_size=49408, transformer_width=128, transformer_heads=2,
+                  transformer_layers=3, vision_heads=8),
 }
+# A checkpoint saved as {ARCHITECTURE_KEY: name, "state_dict": weights} is built as ARCHITECTURES[name].
+# openai's own files carry no marker and are built the way clip.load builds them.
+ARCHITECTURE_KEY = "course_architecture"
+
+
+def set_vision_heads(model, heads: int):
+    """Split every vision block's attention into `heads` heads (same weights, different grouping).
+
+    Used by: build and load_clip, for ToyCLIP's 8 heads (why: notebook 06, "Every late head, in words").
+    """
+    for block in model.visual.transformer.resblocks:
+        attn = block.attn
+        if attn.embed_dim % heads:
+            raise ValueError(f"set_vision_heads: width {attn.embed_dim} does not split into {heads} heads.")
+        attn.num_heads, attn.head_dim = heads, attn.embed_dim // heads
+    return model
+
+
+def _check_name(name: str, who: str) -> dict:
+    if name not in ARCHITECTURES:
+        raise ValueError(f"{who} knows {list(ARCHITECTURES)}, not {name!r}.")
+    return ARCHITECTURES[name]
+
+
+def build(name: str, seed: int = 0) -> torch.nn.Module:
+    """A `clip.model.CLIP` of architecture `name`, randomly initialised from `seed`, in train mode.
+
+    The seed drives a forked generator: the caller's global random state is left as it was.
+    Used by: random_clip and toyclip.train.
+    """
+    arch = dict(_check_name(name, "build"))
+    heads = arch.pop("vision_heads", None)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = clip.model.CLIP(**arch)
+    return set_vision_heads(model, heads) if heads else model
 
 
 def random_clip(name: str, seed: int = 0) -> torch.nn.Module:
-    """A `clip.model.CLIP` with the architecture of `name` and randomly initialised weights (no download).
+    """`build(name, seed)` in eval mode: real shapes, random weights (no download).
 
     The cost of a forward pass does not depend on the weights, so this is what shape tests and
     benchmarks use offline.
+    Taught in: notebook 02, "The course's ToyCLIP: the same model as ViT-B/32, only smaller".
     """
-    if name not in ARCHITECTURES:
-        raise ValueError(f"random_clip knows {list(ARCHITECTURES)}, not {name!r}.")
-    torch.manual_seed(seed)
-    return clip.model.CLIP(**ARCHITECTURES[name]).eval()
+    _check_name(name, "random_clip")
+    return build(name, seed).eval()
 
 
-def _load_state_dict_file(path: Path, device: torch.device):
-    """clip.load for a local file, with clear errors for the files it cannot read."""
+def _read_checkpoint(path: Path):
+    """(state dict, architecture name or None) from a checkpoint file; None for openai's TorchScript archives."""
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception as err:  # openai's TorchScript archives are not plain state dicts: let clip.load try
-        try:
-            return clip.load(str(path), device=device, jit=False)
-        except Exception:
-            raise ValueError(f"{path} is not a CLIP checkpoint that torch can read ({type(err).__name__}: {err}).") from err
-    if isinstance(sd, dict) and "state_dict" in sd and isinstance(sd["state_dict"], dict):
+    except Exception:  # openai's TorchScript archives are not plain state dicts: clip.load reads those
+        return None, None
+    arch = None
+    if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
+        arch = sd.get(ARCHITECTURE_KEY)
         sd = sd["state_dict"]
+    if arch is not None and arch not in ARCHITECTURES:
+        raise ValueError(f"{path} says it is a {arch!r} checkpoint, an architecture this course does not know "
+                         f"({list(ARCHITECTURES)}). Update the course, or load a checkpoint it knows.")
     if not isinstance(sd, dict) or "visual.proj" not in sd or "visual.conv1.weight" not in sd:
         keys = list(sd)[:5] if isinstance(sd, dict) else type(sd).__name__
         raise ValueError(
             f"{path} is not an openai CLIP ViT state dict: it lacks 'visual.proj'/'visual.conv1.weight' "
             f"(first keys: {keys}). Pass the path of a file saved with torch.save(model.state_dict())."
         )
-    model = clip.model.build_model(sd).to(device)
-    from . import toyclip
+    return sd, arch
 
-    if toyclip.is_toyclip_state_dict(sd):  # build_model infers width // 64 heads; ToyCLIP uses more (see toyclip)
-        toyclip.set_vision_heads(model, toyclip.VISION_HEADS)
+
+def _load_checkpoint(path: Path, device: torch.device):
+    """clip.load for a local file, with clear errors for the files it cannot read."""
+    sd, arch = _read_checkpoint(path)
+    if sd is None:
+        try:
+            return clip.load(str(path), device=device, jit=False)
+        except Exception as err:
+            raise ValueError(f"{path} is not a CLIP checkpoint that torch can read ({type(err).__name__}: {err}).") from err
+    model = clip.model.build_model(sd).to(device)  # what clip.load(..., jit=False) does with a state dict
+    heads = ARCHITECTURES[arch].get("vision_heads") if arch else None
+    if heads:  # build_model infers vision_width // 64 heads from the shapes; the marker says otherwise
+        set_vision_heads(model, heads)
     if device.type == "cpu":
         model.float()
-    n_px = model.visual.input_resolution
-    return model.eval(), clip.clip._transform(n_px)
+    return model.eval(), clip.clip._transform(model.visual.input_resolution)
 
 
 def load_toyclip(device: str | torch.device | None = None):
-    """The course's bundled ToyCLIP (checksum-verified), with the same `(model, preprocess)` as clip.load."""
+    """The course's bundled ToyCLIP (checksum-verified), with the same `(model, preprocess)` as clip.load.
+
+    Used by: notebook 02, "The course's ToyCLIP: the same model as ViT-B/32, only smaller" (through load_clip).
+    """
     device = torch.device(device) if device is not None else env.get_device()
-    return _load_state_dict_file(assets.fetch("toyclip"), device)
+    return _load_checkpoint(assets.fetch("toyclip"), device)
 
 
 def load_clip(name: str = "ViT-B/32", device: str | torch.device | None = None):
-    """Return `(model, preprocess)` for an openai model name, "toy", or the path of a local state dict.
+    """Return `(model, preprocess)` for an openai model name, "toy", or the path of a local checkpoint.
 
     Real mode downloads an openai checkpoint once into the cache (see `assets`). In offline mode
     (COURSE_OFFLINE=1, or no network and nothing cached) an openai name returns the bundled ToyCLIP
     instead and prints a banner saying so. "toy" always returns ToyCLIP.
+    Taught in: notebook 03, "The course notes' zero-shot cells, one by one".
     """
     device = torch.device(device) if device is not None else env.get_device()
     name = str(name)
@@ -90,7 +154,7 @@ def load_clip(name: str = "ViT-B/32", device: str | torch.device | None = None):
         reason = "COURSE_OFFLINE=1"
         if not env.forced_offline():
             try:
-                return _load_state_dict_file(assets.fetch(name), device)  # cached and verified, or downloaded now
+                return _load_checkpoint(assets.fetch(name), device)  # cached and verified, or downloaded now
             except assets.AssetUnavailable as err:
                 reason = "not cached and no network" if env.is_offline() else f"download failed: {err}"
         env.announce_offline(f"load_clip({name!r}) -> ToyCLIP ({reason})")
@@ -102,15 +166,40 @@ def load_clip(name: str = "ViT-B/32", device: str | torch.device | None = None):
             raise FileNotFoundError(
                 f"load_clip: no file at {path}. Check the path, or pass one of {OPENAI_VIT_MODELS}."
             )
-        return _load_state_dict_file(path, device)
+        return _load_checkpoint(path, device)
     hint = " (a ResNet CLIP: this course studies the ViTs)" if name in clip.available_models() else ""
     raise ValueError(
         f"load_clip: unknown model {name!r}{hint}. Use one of {OPENAI_VIT_MODELS} or the path of a state dict."
     )
 
 
+class NotAViT(TypeError, ValueError):
+    """A model that is not a CLIP vision transformer (e.g. ResNet CLIP) was passed where a ViT is needed.
+
+    Used by: vit_visual, which raises it.
+    """
+
+
+def vit_visual(model, who: str):
+    """model.visual (or the visual module itself) if it is a CLIP ViT; NotAViT with what to do otherwise.
+
+    The one "is this a ViT?" check of the package.
+    Used by: model_info, inside_vit, heatmaps, legrad and compare_maps.
+    """
+    visual = getattr(model, "visual", model)
+    if not hasattr(visual, "transformer") or not hasattr(visual, "conv1") or not hasattr(visual, "proj"):
+        kind = type(visual).__name__
+        raise NotAViT(f"{who}: {kind} is not supported; it needs a CLIP vision transformer (ViT-B/32, ViT-B/16, "
+                        f"ViT-L/14 or ToyCLIP). ResNet CLIP (RN50, ...) has no CLS token or attention heads to read.")
+    return visual
+
+
 @dataclass(frozen=True)
 class ModelInfo:
+    """What model_info reports about a CLIP ViT (vision side), as a frozen dataclass.
+
+    Taught in: notebook 04, "`print(model)`, explained".
+    """
     layers: int  # residual blocks in the vision transformer
     heads: int  # attention heads per block
     width: int  # residual stream width (before the projection)
@@ -124,10 +213,11 @@ class ModelInfo:
 
 
 def model_info(model: torch.nn.Module) -> ModelInfo:
-    """Layers, heads, width, patch size, grid and embedding width of a CLIP ViT."""
-    visual = getattr(model, "visual", model)
-    if not hasattr(visual, "conv1") or not hasattr(visual, "transformer"):
-        raise ValueError(f"model_info needs a CLIP vision transformer; got {type(visual).__name__} (ResNet CLIPs are not covered).")
+    """Layers, heads, width, patch size, grid and embedding width of a CLIP ViT.
+
+    Taught in: notebook 04, "`print(model)`, explained".
+    """
+    visual = vit_visual(model, "model_info")
     patch = visual.conv1.kernel_size[0]
     return ModelInfo(
         layers=len(visual.transformer.resblocks),

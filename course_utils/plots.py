@@ -8,7 +8,10 @@ import torch
 
 def show_matrix(m, title: str = "", rows=None, cols=None, ax=None, fmt: str = ".2f", cmap: str = "viridis",
                 annotate: bool | None = None):
-    """Heatmap of a 2-D tensor/array with each value written in its cell (for up to ~12x12)."""
+    """Heatmap of a 2-D tensor/array with each value written in its cell (for up to ~12x12).
+
+    Taught in: notebook 01, "Embeddings: one learned vector per word".
+    """
     a = m.detach().cpu().numpy() if isinstance(m, torch.Tensor) else np.asarray(m)
     if a.ndim != 2:
         raise ValueError(f"show_matrix needs a 2-D matrix; got shape {a.shape}. Index or reshape it first.")

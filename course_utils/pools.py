@@ -15,9 +15,10 @@ import re
 import sys
 from pathlib import Path
 
+from . import assets
 from . import toyworld as tw
 
-DATA = Path(__file__).resolve().parent.parent / "data"
+DATA = assets.ROOT / "data"
 FILES = {"real": DATA / "descriptions_real.tsv", "toy": DATA / "descriptions_toy.tsv"}
 
 # ---- real photos -----------------------------------------------------------------------------------------
@@ -146,7 +147,10 @@ def _toy() -> list[tuple[str, str]]:
 
 
 def build(kind: str) -> list[tuple[str, str]]:
-    """The pool as (text, property) pairs: deduplicated (first property wins), in a fixed order."""
+    """The pool as (text, property) pairs: deduplicated (first property wins), in a fixed order.
+
+    Used by: python -m course_utils.pools (through main), which writes data/descriptions_*.tsv.
+    """
     rows = {"real": _real, "toy": _toy}[kind]()
     seen, out = set(), []
     for text, prop in rows:
@@ -158,7 +162,10 @@ def build(kind: str) -> list[tuple[str, str]]:
 
 
 def load_pool(kind: str) -> tuple[list[str], list[str]]:
-    """(texts, properties) from data/descriptions_<kind>.tsv."""
+    """(texts, properties) from data/descriptions_<kind>.tsv.
+
+    Used by: notebook 06 (its set-up cell) and textspan.toy_head_roles.
+    """
     if kind not in FILES:
         raise ValueError(f"load_pool: kind must be 'real' or 'toy', not {kind!r}.")
     lines = FILES[kind].read_text(encoding="utf-8").splitlines()[1:]  # skip the header
@@ -171,6 +178,10 @@ def _render(kind: str) -> str:
 
 
 def main(argv=None) -> int:
+    """python -m course_utils.pools: (re)write the pools in data/, or with --check exit 1 if they are stale.
+
+    Used by: python -m course_utils.pools and tests/test_textspan.py (--check).
+    """
     parser = argparse.ArgumentParser(description="Build the TextSpan description pools in data/.")
     parser.add_argument("--check", action="store_true", help="only check that the files are up to date")
     args = parser.parse_args(argv)

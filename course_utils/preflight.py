@@ -23,6 +23,10 @@ BUILD = ROOT / "build" / "executed"
 
 
 def choose_mode() -> str:
+    """"real" if ViT-B/32 is cached or downloadable (and COURSE_OFFLINE is unset), else "offline".
+
+    Used by: make run (through main).
+    """
     if env.forced_offline():
         return "offline"
     if assets.local_path("ViT-B/32").is_file() or not env.is_offline():  # fetch() verifies it when used
@@ -39,6 +43,10 @@ def _first_line(err: Exception) -> str:
 
 
 def run_notebook(path: Path, mode: str, timeout: int) -> tuple[float, str]:
+    """Execute one notebook in a fresh kernel, save the executed copy -> (seconds, status).
+
+    Used by: make run (through main).
+    """
     nb = nbformat.read(path, as_version=4)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     start = time.perf_counter()
@@ -56,6 +64,10 @@ def run_notebook(path: Path, mode: str, timeout: int) -> tuple[float, str]:
 
 
 def main(argv=None) -> int:
+    """python -m course_utils.preflight: run every notebook and print notebook | mode | seconds | status.
+
+    Used by: make run.
+    """
     parser = argparse.ArgumentParser(description="Execute every notebook and report.")
     parser.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 01 02")
     parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell")

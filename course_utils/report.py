@@ -4,12 +4,16 @@ A key/value table for people, then the same dict as one JSON object on the last 
 """
 from __future__ import annotations
 
+import ctypes
 import json
 import time
 
 
 def best_time(fn, repeats: int) -> float:
-    """Seconds for the fastest of `repeats` calls of fn(), after one warm-up call (one-off costs left out)."""
+    """Seconds for the fastest of `repeats` calls of fn(), after one warm-up call (one-off costs left out).
+
+    Used by: benchmarks/decompose_cost.py and benchmarks/legrad_cost.py.
+    """
     fn()
     times = []
     for _ in range(repeats):
@@ -20,7 +24,10 @@ def best_time(fn, repeats: int) -> float:
 
 
 def proc_status_kb(field: str) -> int | None:
-    """A kB field of /proc/self/status ("VmRSS", "VmHWM": current and peak resident memory); None off Linux."""
+    """A kB field of /proc/self/status ("VmRSS", "VmHWM": current and peak resident memory); None off Linux.
+
+    Used by: compare_maps.peak_memory_mb (notebook 08, "The measured table") and benchmarks/decompose_cost.py.
+    """
     try:
         with open("/proc/self/status") as f:
             for line in f:
@@ -31,7 +38,26 @@ def proc_status_kb(field: str) -> int | None:
     return None
 
 
+def return_freed_memory_to_os() -> None:
+    """Allocator tuning for memory benchmarks: ask glibc to serve allocations over 1 MiB with mmap, process-wide.
+
+    By default glibc raises that threshold as large blocks are freed, and later batches then fragment the heap:
+    over 10,000 ViT-B/32 images `head_contributions` kept ~0.23 GiB it no longer used. This changes the allocator
+    for the whole process, so only a benchmark calls it, explicitly, before it measures
+    (benchmarks/decompose_cost.py). A no-op where glibc isn't the C library (macOS, Windows).
+    Used by: benchmarks/decompose_cost.py.
+    """
+    try:
+        ctypes.CDLL("libc.so.6").mallopt(-3, 1 << 20)  # -3 = M_MMAP_THRESHOLD
+    except (OSError, AttributeError):
+        pass
+
+
 def print_result(result: dict) -> None:
+    """Print a dict as a key/value table, then the same dict as one JSON line.
+
+    Used by: python -m course_utils.toyclip evaluate and the benchmarks.
+    """
     width = max(map(len, result))
     for key, value in result.items():
         print(f"{key:<{width}}  {value}")

@@ -14,13 +14,26 @@ reconstruction*; `explained` is the share of the head's variance that span captu
 """
 from __future__ import annotations
 
+import argparse
+import json
+import sys
 from dataclasses import dataclass
 
 import torch
 
+from . import pools
+from . import toyworld as tw
+from .decompose import head_contributions
+from .models import load_toyclip
+from .zero_shot import encode_texts
+
 
 @dataclass
 class TextSpanResult:
+    """One head's TextSpan: the picked texts, the variance explained, their directions and the mean.
+
+    Taught in: notebook 06, "The algorithm".
+    """
     indices: list[int]  # the picked texts, in order (indices into the pool)
     texts: list[str]  # the same, as strings
     explained: list[float]  # share of the head's variance explained after each pick (cumulative)
@@ -34,25 +47,37 @@ class TextSpanResult:
 
 
 def restrict_to_top_directions(texts: torch.Tensor, outputs: torch.Tensor, rank: int) -> torch.Tensor:
-    """texts [M, d] projected onto the top-`rank` right singular vectors of the centred outputs [K, d]."""
+    """texts [M, d] projected onto the top-`rank` right singular vectors of the centred outputs [K, d].
+
+    Taught in: notebook 06, "The algorithm".
+    """
     centred = outputs - outputs.mean(dim=0, keepdim=True)
     basis = torch.linalg.svd(centred, full_matrices=False).Vh[:rank]  # [r, d]
     return texts @ basis.T @ basis
 
 
 def projection_variance(outputs: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
-    """[K, d] outputs, [M, d] texts -> [M]: the variance over the K images of each output's dot product with each text."""
+    """[K, d] outputs, [M, d] texts -> [M]: the variance over the K images of each output's dot product with each text.
+
+    Taught in: notebook 06, "The algorithm".
+    """
     return (outputs @ texts.T).var(dim=0)
 
 
 def remove_direction(x: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
-    """x [..., d] minus its component along `direction` [d] (any length)."""
+    """x [..., d] minus its component along `direction` [d] (any length).
+
+    Taught in: notebook 06, "The algorithm".
+    """
     u = direction / direction.norm()
     return x - (x @ u)[..., None] * u
 
 
 def default_rank(d: int) -> int:
-    """The paper keeps 80 of CLIP's 512 or 768 dimensions; for narrower models keep the same share of d."""
+    """The paper keeps 80 of CLIP's 512 or 768 dimensions; for narrower models keep the same share of d.
+
+    Taught in: notebook 06, "The algorithm".
+    """
     return 80 if d >= 512 else max(4, round(80 * d / 512))
 
 
@@ -61,6 +86,7 @@ def textspan(outputs: torch.Tensor, text_embeddings: torch.Tensor, texts=None, n
     """Greedy TextSpan for one head. outputs [K, d] (images), text_embeddings [M, d] -> the n_texts best texts.
 
     Returns fewer than n_texts only if the texts, restricted to `rank` directions, have nothing left to explain.
+    Taught in: notebook 06, "The algorithm".
     """
     if outputs.ndim != 2 or text_embeddings.ndim != 2 or outputs.shape[1] != text_embeddings.shape[1]:
         raise ValueError(f"textspan: outputs [K, d] and text_embeddings [M, d] must share d; "
@@ -91,7 +117,10 @@ def textspan(outputs: torch.Tensor, text_embeddings: torch.Tensor, texts=None, n
 
 def textspan_all(contributions, text_embeddings: torch.Tensor, texts=None, layers=None, n_texts: int = 5,
                  rank: int | None = None) -> dict[tuple[int, int], TextSpanResult]:
-    """TextSpan for every head of the chosen layers (default: all). contributions: a HeadContributions."""
+    """TextSpan for every head of the chosen layers (default: all). contributions: a HeadContributions.
+
+    Taught in: notebook 06, "Every late head, in words".
+    """
     heads = contributions.heads  # [N_img, L, H, d]
     layers = range(heads.shape[1]) if layers is None else layers
     return {(l, h): textspan(heads[:, l, h], text_embeddings, texts, n_texts, rank)
@@ -99,7 +128,10 @@ def textspan_all(contributions, text_embeddings: torch.Tensor, texts=None, layer
 
 
 def replace_with_spans(contributions, spans: dict[tuple[int, int], TextSpanResult]) -> torch.Tensor:
-    """[N_img, d] image embeddings with each head in `spans` replaced by its TextSpan reconstruction."""
+    """[N_img, d] image embeddings with each head in `spans` replaced by its TextSpan reconstruction.
+
+    Taught in: notebook 06, "How much do the words keep?".
+    """
     total = contributions.total()
     for (l, h), result in spans.items():
         original = contributions.heads[:, l, h].float()
@@ -108,7 +140,10 @@ def replace_with_spans(contributions, spans: dict[tuple[int, int], TextSpanResul
 
 
 def greedy_indices(outputs: torch.Tensor, text_embeddings: torch.Tensor, n_texts: int, rank: int) -> torch.Tensor:
-    """Just the picked indices, as a tensor (the reference for notebook 06's exercise)."""
+    """Just the picked indices, as a tensor (the reference for notebook 06's exercise).
+
+    Taught in: notebook 06, "The algorithm".
+    """
     return torch.tensor(textspan(outputs, text_embeddings, n_texts=n_texts, rank=rank).indices)
 
 
@@ -116,6 +151,7 @@ def property_shares(spans: dict, properties, n_texts: int | None = None) -> dict
     """For each head: (the property most of its texts are about, the share of its texts about it).
 
     `properties[j]` names what pool text j is about (see course_utils.pools); distractors never count.
+    Taught in: notebook 06, "Every late head, in words".
     """
     out = {}
     for key, result in spans.items():
@@ -126,21 +162,19 @@ def property_shares(spans: dict, properties, n_texts: int | None = None) -> dict
     return out
 
 
-ISSUE_PROPERTIES = ("colour", "shape", "position", "size", "count")  # the roles a head is scored on (not background)
+ROLE_PROPERTIES = ("colour", "shape", "position", "size", "count")  # the head roles we check (background is not one)
 
 
 def toy_head_roles(n_scenes: int = 2000, layers=None, n_texts: int = 5) -> dict:
-    """ToyCLIP's late heads described by the toy pool: per head, its texts and the share about one property."""
-    from . import pools, toyworld
-    from .decompose import head_contributions
-    from .models import load_toyclip
-    from .zero_shot import encode_texts
+    """ToyCLIP's late heads described by the toy pool: per head, its texts and the share about one property.
 
+    Used by: python -m course_utils.textspan and tests/test_textspan.py.
+    """
     model, preprocess = load_toyclip("cpu")
     model = model.float()
     texts, props = pools.load_pool("toy")
     text_emb = encode_texts(model, texts)
-    scenes = [(s.image, 0) for s in toyworld.scenes(n_scenes)]
+    scenes = [(s.image, 0) for s in tw.scenes(n_scenes)]
     contrib = head_contributions(model, scenes, preprocess, batch_size=100, progress=False)
     n_layers = contrib.heads.shape[1]
     layers = list(layers) if layers is not None else [n_layers - 2, n_layers - 1]
@@ -153,10 +187,10 @@ def toy_head_roles(n_scenes: int = 2000, layers=None, n_texts: int = 5) -> dict:
 
 
 def main(argv=None) -> int:
-    """python -m course_utils.textspan: ToyCLIP's head roles (table, then one JSON line)."""
-    import argparse
-    import json
+    """python -m course_utils.textspan: ToyCLIP's head roles (table, then one JSON line).
 
+    Used by: python -m course_utils.textspan.
+    """
     parser = argparse.ArgumentParser(description="TextSpan on ToyCLIP's last two layers, with the toy pool.")
     parser.add_argument("--scenes", type=int, default=2000)
     parser.add_argument("--texts", type=int, default=5)
@@ -164,7 +198,7 @@ def main(argv=None) -> int:
     roles = toy_head_roles(args.scenes, n_texts=args.texts)
     for head, r in roles.items():
         print(f"{head}  {r['property']:>10} {r['share']:4.0%}  explained {r['explained']:.2f}  | " + " · ".join(r["texts"]))
-    strong = [r["property"] for r in roles.values() if r["share"] >= 0.8 and r["property"] in ISSUE_PROPERTIES]
+    strong = [r["property"] for r in roles.values() if r["share"] >= 0.8 and r["property"] in ROLE_PROPERTIES]
     summary = {head: {"property": r["property"], "share": r["share"]} for head, r in roles.items()}
     summary["heads_at_0.8"] = len(strong)
     summary["properties_at_0.8"] = sorted(set(strong))
@@ -173,6 +207,4 @@ def main(argv=None) -> int:
 
 
 if __name__ == "__main__":
-    import sys
-
     sys.exit(main())

@@ -34,18 +34,29 @@ SUPERCLASSES = [f"{fam}_{s}" for fam in ("warm", "cool") for s in SHAPES]  # 20 
 
 
 def class_name(color: str, shape: str) -> str:
+    """"red", "circle" -> "red_circle", the class name, after checking both attributes.
+
+    Used by: tests/test_toyworld.py.
+    """
     check_attributes(color, shape)
     return f"{color}_{shape}"
 
 
 def superclass_of(label: int) -> int:
+    """Class index -> superclass index (colour family x shape, e.g. "warm_circle").
+
+    Used by: data.superclasses (notebook 03, "Where does it fail?", offline) and the tests.
+    """
     color, shape = CLASSES[label].split("_")
     return SUPERCLASSES.index(f"{COLOR_FAMILY[color]}_{shape}")
 
 
 def check_attributes(color: str | None = None, shape: str | None = None, size: str | None = None,
                      background: str | None = None) -> None:
-    """Raise a ValueError naming the bad attribute and listing the allowed values."""
+    """Raise a ValueError naming the bad attribute and listing the allowed values.
+
+    Used by: class_name and draw_scene.
+    """
     for kind, value, allowed in (("colour", color, COLORS), ("shape", shape, SHAPES), ("size", size, SIZES),
                                  ("background", background, BACKGROUNDS)):
         if value is not None and value not in allowed:
@@ -54,6 +65,10 @@ def check_attributes(color: str | None = None, shape: str | None = None, size: s
 
 @dataclass
 class ToyObject:
+    """One drawn object: colour, shape, size, region (row, col) and its pixel mask [H, W]; `.label` is its class.
+
+    Taught in: notebook 07, "The critical line, with the real shapes".
+    """
     color: str
     shape: str
     size: str
@@ -75,6 +90,10 @@ class ToyObject:
 
 @dataclass
 class Scene:
+    """A drawn scene: the PIL image, its objects (each with a mask), the background and a caption.
+
+    Taught in: notebook 02, "The toy world".
+    """
     image: Image.Image
     objects: list[ToyObject]
     background: str
@@ -131,7 +150,10 @@ def _object_mask(shape: str, cx: float, cy: float, r: float, size: int) -> np.nd
 
 def draw_scene(objects: list[dict], background: str = "white", seed: int = 0, size: int = IMAGE_SIZE,
                caption: str | None = None) -> Scene:
-    """Draw objects given as dicts with color, shape, size and region (row, col); jitter comes from `seed`."""
+    """Draw objects given as dicts with color, shape, size and region (row, col); jitter comes from `seed`.
+
+    Used by: random_scene and tests/test_toyworld.py.
+    """
     check_attributes(background=background)
     if len(objects) > GRID * GRID:
         raise ValueError(f"impossible scene: {len(objects)} objects but only {GRID * GRID} regions; use at most {GRID * GRID}.")
@@ -176,7 +198,10 @@ CAPTION_TEMPLATES_ONE = (
 
 
 def describe(scene: Scene, rng: np.random.Generator) -> str:
-    """A varied caption: colour, shape, and sometimes size, position, count and background."""
+    """A varied caption: colour, shape, and sometimes size, position, count and background.
+
+    Used by: draw_scene (the captions shown in notebook 02, "The toy world").
+    """
     objs = scene.objects
     with_size = rng.random() < 0.4
     if len(objs) == 1:
@@ -197,6 +222,10 @@ def describe(scene: Scene, rng: np.random.Generator) -> str:
 
 
 def random_objects(rng: np.random.Generator, n_objects: int, label: int | None = None) -> list[dict]:
+    """`n_objects` random objects (distinct classes, distinct regions) as draw_scene dicts.
+
+    Used by: random_scene.
+    """
     if not 1 <= n_objects <= GRID * GRID:
         raise ValueError(f"impossible scene: n_objects={n_objects}, but the grid has {GRID * GRID} regions.")
     regions = [tuple(POSITIONS_LIST[i]) for i in rng.permutation(len(POSITIONS_LIST))[:n_objects]]
@@ -216,7 +245,10 @@ POSITIONS_LIST = list(POSITIONS)
 
 
 def random_scene(seed: int, n_objects: int | None = None, label: int | None = None, size: int = IMAGE_SIZE) -> Scene:
-    """Scene number `seed`: 1-3 objects (or `n_objects`), random classes, regions, sizes and background."""
+    """Scene number `seed`: 1-3 objects (or `n_objects`), random classes, regions, sizes and background.
+
+    Taught in: notebook 02, "The toy world".
+    """
     rng = np.random.default_rng(seed)
     n = n_objects if n_objects is not None else int(rng.integers(1, 4))
     background = list(BACKGROUNDS)[rng.integers(len(BACKGROUNDS))]
@@ -231,6 +263,7 @@ class ToyShapes:
 
     The label cycles through the 100 classes, so every split is balanced; everything else is random but
     fixed by (split, index). Default sizes: 10,000 train images and 2,000 test images (20 per class).
+    Taught in: notebook 02, "The toy world".
     """
 
     def __init__(self, train: bool = False, n: int | None = None, transform=None, size: int = IMAGE_SIZE):
@@ -262,5 +295,8 @@ class ToyShapes:
 
 
 def scenes(n: int, n_objects: int | None = None, start: int = 0, size: int = IMAGE_SIZE) -> list[Scene]:
-    """Multi-object scenes with masks (the split used to score heatmaps)."""
+    """Multi-object scenes with masks (the split used to score heatmaps).
+
+    Taught in: notebook 02, "Explore: type a caption, see the nearest scenes".
+    """
     return [random_scene(SPLIT_SEEDS["scenes"] + start + i, n_objects=n_objects, size=size) for i in range(n)]

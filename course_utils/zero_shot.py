@@ -1,21 +1,59 @@
-"""Zero-shot classification: compare an image embedding with one text embedding per class."""
+"""Zero-shot classification: compare an image embedding with one text embedding per class.
+
+    PROMPT_TEMPLATE, CIFAR100_TEMPLATES     the course's one prompt, and the CLIP paper's 18
+    encode_texts, zero_shot_classifier     texts -> embeddings; class names -> one unit vector per class
+    predict, probabilities, topk_accuracy, accuracy     the scores, and the one top-k formula
+    evaluate_zero_shot, classify           a whole dataset; one image
+"""
 from __future__ import annotations
+
+import operator
 
 import torch
 import torch.nn.functional as F
+from PIL import Image
+from torch.utils.data import DataLoader, Subset
+from tqdm.auto import tqdm
+
+from .data import Collate
+from .models import clip
 
 
 def predict(image_emb: torch.Tensor, class_emb: torch.Tensor) -> torch.Tensor:
-    """[B, d] images, [C, d] class texts -> [B] index of the most similar class (cosine)."""
-    return (F.normalize(image_emb, dim=-1) @ F.normalize(class_emb, dim=-1).T).argmax(dim=-1)
+    """[B, d] images, [C, d] class texts -> [B] index of the most similar class (cosine).
+
+    Taught in: notebook 02, "Zero-shot classification".
+    """
+    return cosine_logits(image_emb, class_emb).argmax(dim=-1)
 
 
 def topk_accuracy(logits: torch.Tensor, labels: torch.Tensor, k: int = 1) -> torch.Tensor:
-    """Share of rows whose true label is among the k highest logits. logits [B, C], labels [B] -> scalar."""
+    """Share of rows whose true label is among the k highest logits. logits [B, C], labels [B] -> scalar.
+
+    The package's one top-k formula: `accuracy`, `evaluate_zero_shot`, ToyCLIP's evaluation, mean-ablation and
+    LeGrad's readout test all call it.
+    Taught in: notebook 02, "Zero-shot classification".
+    """
     if not 1 <= k <= logits.shape[-1]:
         raise ValueError(f"topk_accuracy: k={k} must be between 1 and the number of classes ({logits.shape[-1]}).")
     top = logits.topk(k, dim=-1).indices  # [B, k]
-    return (top == labels[:, None]).any(dim=-1).float().mean()
+    return (top == labels.to(top.device)[:, None]).any(dim=-1).float().mean()
+
+
+def cosine_logits(image_emb: torch.Tensor, class_emb: torch.Tensor) -> torch.Tensor:
+    """[B, d] images, [C, d] classes -> [B, C] cosine similarities (both sides normalised, in float32).
+
+    Taught in: notebook 02, "Zero-shot classification".
+    """
+    return F.normalize(image_emb.float(), dim=-1) @ F.normalize(class_emb.float(), dim=-1).T
+
+
+def accuracy(image_emb: torch.Tensor, class_emb: torch.Tensor, labels: torch.Tensor, k: int = 1) -> float:
+    """Zero-shot top-k accuracy of image embeddings [N, d] against class embeddings [C, d], as a float.
+
+    Taught in: notebook 06, "How much do the words keep?".
+    """
+    return topk_accuracy(cosine_logits(image_emb, class_emb), labels, k).item()
 
 
 # The 18 CIFAR-100 templates of the CLIP repository's data/prompts.md (used for the paper's ensemble).
@@ -27,11 +65,16 @@ CIFAR100_TEMPLATES = (
     "a low contrast photo of the {}.", "a high contrast photo of the {}.", "a bad photo of the {}.",
     "a good photo of the {}.", "a photo of the small {}.", "a photo of the big {}.",
 )
-SINGLE_TEMPLATE = ("a photo of a {}.",)
+# The course's one prompt, for every model and dataset (notebooks 02-09, ToyCLIP's evaluation, the heatmaps).
+PROMPT_TEMPLATE = "a photo of a {}."
+SINGLE_TEMPLATE = (PROMPT_TEMPLATE,)  # as a list of templates, for zero_shot_classifier
 
 
 def readable(classname: str) -> str:
-    """CIFAR-style class names use underscores: "lawn_mower" -> "lawn mower"."""
+    """CIFAR-style class names use underscores: "lawn_mower" -> "lawn mower".
+
+    Taught in: notebook 03, "The course notes' zero-shot cells, one by one".
+    """
     return classname.replace("_", " ")
 
 
@@ -40,6 +83,7 @@ def zero_shot_classifier(model, classnames, templates=SINGLE_TEMPLATE, batch_siz
     """One unit-norm text embedding per class: the mean over templates of the normalised prompt embeddings.
 
     Returns [C, d]. With several templates this is CLIP's embedding-mean prompt ensemble.
+    Taught in: notebook 03, "The whole test set".
     """
     if len(classnames) == 0:
         raise ValueError("zero_shot_classifier: the list of class names is empty; pass at least one class.")
@@ -52,9 +96,10 @@ def zero_shot_classifier(model, classnames, templates=SINGLE_TEMPLATE, batch_siz
 
 @torch.inference_mode()
 def encode_texts(model, texts, batch_size: int = 256) -> torch.Tensor:
-    """Tokenise and encode texts in batches -> [M, d] float32 (not normalised), on the model's device."""
-    import clip
+    """Tokenise and encode texts in batches -> [M, d] float32 (not normalised), on the model's device.
 
+    Used by: zero_shot_classifier; notebook 07, "Photos (real mode) and your own prompts"; notebook 06's set-up.
+    """
     if len(texts) == 0:
         raise ValueError("encode_texts: the list of texts is empty; pass at least one.")
     try:
@@ -67,7 +112,10 @@ def encode_texts(model, texts, batch_size: int = 256) -> torch.Tensor:
 
 
 def ensemble_embeddings(text_emb: torch.Tensor) -> torch.Tensor:
-    """[C, T, d] prompt embeddings (T templates per class) -> [C, d]: normalise, mean over templates, normalise."""
+    """[C, T, d] prompt embeddings (T templates per class) -> [C, d]: normalise, mean over templates, normalise.
+
+    Taught in: notebook 03, "The whole test set".
+    """
     return F.normalize(F.normalize(text_emb, dim=-1).mean(dim=1), dim=-1)
 
 
@@ -75,8 +123,9 @@ def probabilities(image_emb: torch.Tensor, class_emb: torch.Tensor, scale: float
     """[B, d] images, [C, d] classes -> [B, C]: softmax over classes of `scale` x cosine similarity.
 
     100 is (about) the temperature CLIP learned: exp(logit_scale) is clamped at 100 during training.
+    Taught in: notebook 03, "The course notes' zero-shot cells, one by one".
     """
-    return (scale * F.normalize(image_emb, dim=-1) @ F.normalize(class_emb, dim=-1).T).softmax(dim=-1)
+    return (scale * cosine_logits(image_emb, class_emb)).softmax(dim=-1)
 
 
 def per_group_accuracy(predictions: torch.Tensor, labels: torch.Tensor, group_of_class: torch.Tensor) -> torch.Tensor:
@@ -84,6 +133,7 @@ def per_group_accuracy(predictions: torch.Tensor, labels: torch.Tensor, group_of
 
     predictions, labels: [N] class indices; group_of_class: [C] group index of each class -> [G] accuracies,
     where an image belongs to the group of its *true* class. A group with no images gets NaN.
+    Taught in: notebook 03, "Where does it fail?".
     """
     groups = group_of_class[labels]  # [N]
     n_groups = int(group_of_class.max()) + 1
@@ -93,13 +143,19 @@ def per_group_accuracy(predictions: torch.Tensor, labels: torch.Tensor, group_of
 
 
 def confusion_matrix(predictions: torch.Tensor, labels: torch.Tensor, n_classes: int) -> torch.Tensor:
-    """[C, C] counts: row = true class, column = predicted class."""
+    """[C, C] counts: row = true class, column = predicted class.
+
+    Taught in: notebook 03, "Where does it fail?".
+    """
     flat = labels * n_classes + predictions  # [N]: one bin per (true, predicted) pair
     return torch.bincount(flat, minlength=n_classes * n_classes).view(n_classes, n_classes)
 
 
 def most_confused(confusion: torch.Tensor, k: int = 10) -> list[tuple[int, int, int]]:
-    """The k largest off-diagonal entries of a confusion matrix as (true, predicted, count), largest first."""
+    """The k largest off-diagonal entries of a confusion matrix as (true, predicted, count), largest first.
+
+    Taught in: notebook 03, "Where does it fail?".
+    """
     off = confusion.clone()
     off.fill_diagonal_(0)
     counts, flat = off.flatten().topk(k)
@@ -108,9 +164,10 @@ def most_confused(confusion: torch.Tensor, k: int = 10) -> list[tuple[int, int, 
 
 
 def as_rgb(image) -> "PIL.Image.Image":
-    """Any PIL image -> RGB. Grayscale is repeated over 3 channels; transparency is composited on white."""
-    from PIL import Image
+    """Any PIL image -> RGB. Grayscale is repeated over 3 channels; transparency is composited on white.
 
+    Used by: notebook 03, "Try it yourself" (through classify).
+    """
     if not isinstance(image, Image.Image):
         raise TypeError(f"expected a PIL image, got {type(image).__name__}. "
                         "Load files with PIL.Image.open(path); wrap arrays with PIL.Image.fromarray(array).")
@@ -125,7 +182,10 @@ def as_rgb(image) -> "PIL.Image.Image":
 
 @torch.inference_mode()
 def classify(model, preprocess, image, classifier: torch.Tensor, classnames, k: int = 5) -> list[tuple[str, float]]:
-    """Seed 003's cell as a function: the top-k (class name, probability) for one PIL image of any mode."""
+    """The course notes' zero-shot cell as a function: top-k (class name, probability) for one PIL image of any mode.
+
+    Taught in: notebook 03, "Try it yourself".
+    """
     if len(classnames) != len(classifier):
         raise ValueError(f"classify: {len(classnames)} class names but {len(classifier)} class embeddings.")
     device = next(model.parameters()).device
@@ -136,9 +196,10 @@ def classify(model, preprocess, image, classifier: torch.Tensor, classnames, k: 
 
 
 def example(dataset, index: int):
-    """dataset[index] with an error that says what the valid indices are."""
-    import operator
+    """dataset[index] with an error that says what the valid indices are.
 
+    Taught in: notebook 03, "The course notes' zero-shot cells, one by one".
+    """
     try:
         index = operator.index(index)
     except TypeError:
@@ -149,17 +210,6 @@ def example(dataset, index: int):
     return dataset[index]
 
 
-class _Collate:
-    """Turn a list of (PIL image, label) into a preprocessed batch (a class, so DataLoader workers can pickle it)."""
-
-    def __init__(self, preprocess):
-        self.preprocess = preprocess
-
-    def __call__(self, batch):
-        images = torch.stack([self.preprocess(image) for image, _ in batch])  # [B, 3, R, R]
-        return images, torch.tensor([label for _, label in batch])
-
-
 @torch.inference_mode()
 def evaluate_zero_shot(model, dataset, classifier: torch.Tensor, preprocess, batch_size: int = 64,
                        indices=None, num_workers: int = 0, progress: bool = True) -> dict:
@@ -167,22 +217,19 @@ def evaluate_zero_shot(model, dataset, classifier: torch.Tensor, preprocess, bat
 
     The text side is encoded once (the classifier); images go through in batches. `indices` evaluates a subset
     (e.g. notebook 03's FAST mode). Returns top1, top5, n, and the predictions and labels for error analysis.
+    Taught in: notebook 03, "The whole test set".
     """
-    from torch.utils.data import DataLoader, Subset
-    from tqdm.auto import tqdm
-
     if indices is not None:
         bad = [i for i in indices if not 0 <= i < len(dataset)]
         if bad:
             raise IndexError(f"evaluate_zero_shot: index {bad[0]} is out of range for a dataset of {len(dataset)} images.")
         dataset = Subset(dataset, list(indices))
     device = next(model.parameters()).device
-    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=_Collate(preprocess))
-    top5_all, labels_all = [], []
+    loader = DataLoader(dataset, batch_size=batch_size, num_workers=num_workers, collate_fn=Collate(preprocess))
+    logits_all, labels_all = [], []
     for images, labels in tqdm(loader, desc="zero-shot", disable=not progress):
-        emb = F.normalize(model.encode_image(images.to(device)).float(), dim=-1)  # [B, d]
-        top5_all.append((emb @ classifier.T).topk(min(5, len(classifier)), dim=-1).indices.cpu())  # [B, 5]
+        logits_all.append(cosine_logits(model.encode_image(images.to(device)), classifier).cpu())  # [B, C]
         labels_all.append(labels)
-    top5, labels = torch.cat(top5_all), torch.cat(labels_all)
-    return dict(top1=(top5[:, 0] == labels).float().mean().item(), top5=(top5 == labels[:, None]).any(-1).float().mean().item(),
-                n=len(labels), predictions=top5[:, 0], labels=labels)
+    logits, labels = torch.cat(logits_all), torch.cat(labels_all)  # [N, C], [N]
+    return dict(top1=topk_accuracy(logits, labels, 1).item(), top5=topk_accuracy(logits, labels, min(5, len(classifier))).item(),
+                n=len(labels), predictions=logits.argmax(dim=-1), labels=labels)

@@ -25,17 +25,15 @@
 # here is special to small sizes: the same code runs unchanged at d = 512.
 
 # %% tags=["colab-setup"]
-# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
-import sys, subprocess
+# Colab setup: on Colab this installs the course package (keeping Colab's torch); anywhere else it does nothing.
+import sys
 if "google.colab" in sys.modules:
-    REPO_URL = "https://github.com/inside-clip/inside-clip"
-    subprocess.run(["git", "clone", "--depth", "1", "-b", "main", REPO_URL, "/content/inside-clip"], check=False)
-    # Colab already has torch; install the course without replacing it.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    # !git clone -q --depth 1 -b main https://github.com/inside-clip/inside-clip /content/inside-clip
+    # !pip install -q --no-deps -e /content/inside-clip openai-clip einops ftfy regex
     sys.path.insert(0, "/content/inside-clip")
 
 # %% tags=["varies"]
+# This lesson needs only torch (to check every hand computation) and the course's checkers.
 import math
 import torch
 import torch.nn.functional as F
@@ -46,12 +44,11 @@ from einops import rearrange
 
 from course_utils import by_hand
 from course_utils.checks import check, assert_same
-from course_utils.env import banner, seed_everything
+from course_utils.env import start_lesson
 from course_utils.plots import show_matrix
 
 torch.set_printoptions(precision=3, sci_mode=False)
-seed_everything(0)
-banner(uses_assets=False)
+start_lesson(seed=0, uses_assets=False)  # seeds, and prints the banner
 
 # %% [markdown]
 # ## 1 · A corpus and its vocabulary
@@ -99,7 +96,7 @@ for w, i in zip(source_sentence.lower().split(), source_ids.tolist()):
 # ## 3 · Embeddings: one learned vector per word
 #
 # An embedding table $E$ has one row per vocabulary entry and $d_{model}$ columns. Looking up a word is just taking
-# its row. The values start random (here uniform in [0, 1), as in the seed notes) and training moves them so that
+# its row. The values start random (here uniform in [0, 1), as in the course notes) and training moves them so that
 # words used alike end up close together. The paper used $d_{model} = 512$; we use 6.
 
 # %% tags=["nbval-check-output"]
@@ -200,7 +197,7 @@ widgets.interact(plot_pe, n_pos=widgets.IntSlider(50, 5, 200, 5), d_model=widget
 #
 # Each word asks a **query** ("what am I looking for?"), offers a **key** ("what do I contain?") and a **value**
 # ("what I pass on if chosen"). All three are linear maps of the same $X$, with different weight matrices. The number
-# of columns of $W_Q, W_K$ is our choice; like the seed notes, we take $d_k = 4$.
+# of columns of $W_Q, W_K$ is our choice; like the course notes, we take $d_k = 4$.
 
 # %%
 d_k = 4
@@ -219,7 +216,7 @@ plt.tight_layout(); plt.show()
 # Row $i$ of $QK^\top$ holds how well word $i$'s query matches every key. Softmax turns each row into weights that
 # sum to 1, and the output row $i$ is the weighted average of the values.
 #
-# > **Common pitfall: which width goes under the square root?** The seed notes divide by √6, the *embedding* width.
+# > **Common pitfall: which width goes under the square root?** The course notes divide by √6, the *embedding* width.
 # > The paper divides by $\sqrt{d_k}$, the width of the **keys** (here 4; in the paper 64 = 512 / 8 heads). The reason:
 # > a dot product of two $d_k$-long vectors with unit-variance entries has variance $d_k$, so dividing by
 # > $\sqrt{d_k}$ brings the scores back to unit scale, whatever $d_{model}$ is. With too-large scores softmax
@@ -292,7 +289,7 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # Look at the right-hand plot: almost every word puts most of its weight on "when". Our weights are all positive
-# (uniform in [0, 1), as in the seed notes), so every score is large and positive, and softmax of large numbers is
+# (uniform in [0, 1), as in the course notes), so every score is large and positive, and softmax of large numbers is
 # nearly one-hot. Real models initialise weights around zero (e.g. `nn.Linear` draws from ±1/√fan_in), which keeps
 # the scores small at the start; that, and the √d_k, is what keeps early attention spread out and trainable.
 
@@ -504,10 +501,10 @@ plt.tight_layout(); plt.show()
 #
 # The output has one row per *decoder* token: each is a mix of source-token values.
 #
-# > **Common pitfall.** The seed notes say the encoder output gives the query and the key, and the value comes from
+# > **Common pitfall.** The course notes say the encoder output gives the query and the key, and the value comes from
 # > the decoder. Easy to mix up, and worth checking with shapes: the weights matrix is
 # > $[n_{queries}, n_{keys}]$ and multiplies the values, so keys and values must come from the same sequence, and the
-# > output has as many rows as there are queries. With 6 target tokens and 7 source tokens, the seed's version
+# > output has as many rows as there are queries. With 6 target tokens and 7 source tokens, the notes' version
 # > would try to multiply a $[7, 7]$ weight matrix by $[6, d]$ decoder values, which fails. Queries from the decoder,
 # > keys and values from the encoder: the decoder asks, the source answers.
 #
@@ -561,7 +558,7 @@ assert_same("hand decoder layer vs nn.TransformerDecoderLayer", dec_by_hand, dec
 # One linear layer maps every decoder row ($d_{model}$ numbers) to one score per vocabulary word (**logits**), and a
 # softmax turns each row's logits into probabilities. The prediction at each position is the most probable word.
 #
-# > **Common pitfall.** The seed notes flatten the whole output matrix into one long vector before the linear layer.
+# > **Common pitfall.** The course notes flatten the whole output matrix into one long vector before the linear layer.
 # > The real model applies the **same** linear layer to **each row** separately: row $i$ predicts token $i+1$. That
 # > is why one set of weights works for sentences of any length.
 

@@ -22,17 +22,15 @@
 # drawn scenes of coloured shapes that the course generates itself (no download).
 
 # %% tags=["colab-setup"]
-# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
-import sys, subprocess
+# Colab setup: on Colab this installs the course package (keeping Colab's torch); anywhere else it does nothing.
+import sys
 if "google.colab" in sys.modules:
-    REPO_URL = "https://github.com/inside-clip/inside-clip"
-    subprocess.run(["git", "clone", "--depth", "1", "-b", "main", REPO_URL, "/content/inside-clip"], check=False)
-    # Colab already has torch; install the course without replacing it.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    # !git clone -q --depth 1 -b main https://github.com/inside-clip/inside-clip /content/inside-clip
+    # !pip install -q --no-deps -e /content/inside-clip openai-clip einops ftfy regex
     sys.path.insert(0, "/content/inside-clip")
 
 # %% tags=["varies"]
+# The toy world, a tiny CLIP we train here, and the course's ToyCLIP to compare it with.
 import math, re, time
 import numpy as np
 import torch
@@ -43,19 +41,18 @@ import ipywidgets as widgets
 from einops import rearrange
 
 from course_utils import toyworld as tw
-from course_utils.checks import check, assert_same
-from course_utils.env import banner, seed_everything
+from course_utils.checks import check
+from course_utils.env import seed_everything, start_lesson
 from course_utils.models import load_clip, model_info, random_clip
-from course_utils.toyclip import to_input
+from course_utils.data import to_input
 from course_utils.plots import show_matrix
 
-seed_everything(0)
-banner(uses_assets=False)
+start_lesson(seed=0, uses_assets=False)  # seeds, and prints the banner
 
 # %% [markdown]
-# ## 1 · Why the seed's sketch can't work
+# ## 1 · Why the sketch in the course notes can't work
 #
-# The seed notes sketch CLIP as "a ResNet-50 for images, a transformer layer for text, and a cosine similarity between
+# The course notes sketch CLIP as "a ResNet-50 for images, a transformer layer for text, and a cosine similarity between
 # the two". Let's run it as written, with random weights (`weights=None`, so nothing is downloaded). We want *one* number:
 # how well this image matches this text.
 
@@ -330,7 +327,7 @@ def mean_cosine_between_different_images(img_enc, n=64):
     c = e @ e.T
     return ((c.sum() - c.trace()) / (n * (n - 1))).item()
 
-def positives_only(image_emb, text_emb, logit_scale):         # the seed's objective: just raise each pair's cosine
+def positives_only(image_emb, text_emb, logit_scale):         # the notes' objective: just raise each pair's cosine
     return -F.cosine_similarity(image_emb, text_emb).mean()
 
 t0 = time.perf_counter()

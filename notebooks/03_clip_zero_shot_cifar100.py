@@ -11,7 +11,7 @@
 #
 # **What you will be able to do after this notebook**
 # - classify an image CLIP has never been trained to classify, with nothing but the class *names*;
-# - turn seed 003's one-image cell into a fast evaluation of a whole test set (encode the text once, batch the images);
+# - turn the course notes' one-image cell into a fast evaluation of a whole test set (encode the text once, batch the images);
 # - build a prompt ensemble from the 18 CIFAR-100 templates of the CLIP repository, and measure what it buys;
 # - find where zero-shot fails: per-superclass accuracy and the most-confused class pairs;
 # - read your number next to the published ones, and say which model produced it.
@@ -25,17 +25,15 @@
 # Numbers in offline mode are about ToyCLIP, not CLIP.
 
 # %% tags=["colab-setup"]
-# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
-import sys, subprocess
+# Colab setup: on Colab this installs the course package (keeping Colab's torch); anywhere else it does nothing.
+import sys
 if "google.colab" in sys.modules:
-    REPO_URL = "https://github.com/inside-clip/inside-clip"
-    subprocess.run(["git", "clone", "--depth", "1", "-b", "main", REPO_URL, "/content/inside-clip"], check=False)
-    # Colab already has torch; install the course without replacing it.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    # !git clone -q --depth 1 -b main https://github.com/inside-clip/inside-clip /content/inside-clip
+    # !pip install -q --no-deps -e /content/inside-clip openai-clip einops ftfy regex
     sys.path.insert(0, "/content/inside-clip")
 
 # %% tags=["varies"]
+# CLIP (or ToyCLIP offline), CIFAR-100 (or the toy world), and the zero-shot helpers this lesson builds up to.
 import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
@@ -45,18 +43,16 @@ import course_utils          # first: it silences a deprecation warning that `im
 import clip
 from course_utils.checks import check, assert_same
 from course_utils.data import load_cifar100, superclasses
-from course_utils.env import banner, get_device, is_offline, seed_everything
+from course_utils.env import get_device, start_lesson
 from course_utils.models import load_clip
-from course_utils.zero_shot import (CIFAR100_TEMPLATES, SINGLE_TEMPLATE, classify, confusion_matrix, evaluate_zero_shot,
-                                    example, most_confused, per_group_accuracy, readable, zero_shot_classifier)
+from course_utils.zero_shot import (CIFAR100_TEMPLATES, SINGLE_TEMPLATE, classify, evaluate_zero_shot, example,
+                                    most_confused, readable, zero_shot_classifier)
 
-seed_everything(0)
-MODE = "offline" if is_offline() else "real"
+MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
 device = get_device()
-banner();
 
 # %% [markdown]
-# ## 1 · Seed 003, cell by cell
+# ## 1 · The course notes' zero-shot cells, one by one
 #
 # Load the model and the test set. `load_clip` is `clip.load` plus the course's cache and offline fallback: it
 # returns the same `(model, preprocess)` pair. `preprocess` resizes to the model's input size (224 px for ViT-B/32),
@@ -69,7 +65,7 @@ print(f"{MODE} mode · {len(test_set)} test images · {len(test_set.classes)} cl
 print("model input:", model.visual.input_resolution, "px")
 
 # %% [markdown]
-# The seed picks index 15, which is a lion in CIFAR-100's test set. (In offline mode index 15 is a toy scene.)
+# The course notes pick index 15, which is a lion in CIFAR-100's test set. (In offline mode index 15 is a toy scene.)
 # `example(dataset, i)` is `dataset[i]` with a helpful error for an index out of range: try `example(test_set, 10_000)`.
 
 # %% tags=["varies"]
@@ -92,7 +88,7 @@ ids = clip.tokenize("a photo of a lawn mower")[0]
 print("'a photo of a lawn mower' ->", ids[:9].tolist(), "... (then zeros)")
 
 # %% [markdown]
-# Now the seed's prediction: encode the one image and the 100 prompts, normalise both, and take a softmax over
+# Now the notes' prediction: encode the one image and the 100 prompts, normalise both, and take a softmax over
 # 100 × cosine similarity. The factor 100 is CLIP's learned temperature (`model.logit_scale.exp()` is 100 for openai's
 # checkpoints).
 
@@ -115,9 +111,9 @@ plt.barh([readable(test_set.classes[i]) for i in indices.flip(0)], 100 * values.
 plt.xlabel("probability (%)"); plt.title(f"top-5 for index {index}"); plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# In real mode you should see `lion` at about 96%, as in the seed.
+# In real mode you should see `lion` at about 96%, as in the course notes.
 #
-# > **Common pitfall: "vision models are stochastic, so the output changes from run to run."** The seed says this,
+# > **Common pitfall: "vision models are stochastic, so the output changes from run to run."** The course notes say this,
 # > but inference is deterministic: the same weights and the same image give the same numbers. (Training is
 # > stochastic; so is sampling text from a language model.) Don't take it on faith; run it twice:
 
@@ -129,7 +125,7 @@ assert_same("the same image twice gives the same probabilities", again, similari
 
 # %% [markdown]
 # ### Exercise 1 · zero_shot_probabilities · 🟢 easy · ~5 min
-# Write the seed's prediction as a function for a *batch*: image embeddings `[B, d]` and class embeddings `[C, d]`
+# Write the notes' prediction as a function for a *batch*: image embeddings `[B, d]` and class embeddings `[C, d]`
 # (not necessarily normalised) → probabilities `[B, C]`, the softmax over classes of 100 × cosine similarity.
 # <details><summary>Hint</summary>
 #
@@ -151,11 +147,11 @@ check("zero_shot_probabilities", zero_shot_probabilities)
 # %% [markdown]
 # ## 2 · The whole test set
 #
-# Running the seed's cell once per image re-encodes the 100 prompts for every image: 100 text forward passes to
+# Running the notes' cell once per image re-encodes the 100 prompts for every image: 100 text forward passes to
 # classify one picture. The text side doesn't depend on the image, so we encode it **once** into a classifier
 # `[C, d]` (one unit vector per class). Then images go through in batches, with a `DataLoader`, under
 # `torch.inference_mode()` (no autograd bookkeeping) and with a progress bar. `benchmarks/zero_shot_throughput.py`
-# measures the difference on ViT-B/32: the batched evaluation is about 50 times faster than the seed-style loop.
+# measures the difference on ViT-B/32: the batched evaluation is about 50 times faster than the one-image-at-a-time loop.
 #
 # **`FAST`** is on by default on CPU: it evaluates a fixed subset of 1,000 images (the same for every learner), so
 # you aren't stuck waiting. On a GPU, real mode uses all 10,000. Set `FAST = False` to override.
@@ -346,7 +342,7 @@ for name, p in classify(model, preprocess, gray, single, test_set.classes, k=3):
 # | per-superclass, confusions | where the errors live | look at failures before trusting an average |
 #
 # ## Quiz
-# 1. Why does seed 003's cell, run in a loop over 10,000 images, waste almost all of its time?
+# 1. Why does the notes' one-image cell, run in a loop over 10,000 images, waste almost all of its time?
 # 2. The ensemble has 18 templates. How much more does it cost *per test image* than a single prompt?
 # 3. Why normalise each prompt embedding before averaging?
 # 4. An offline-mode learner gets about 99% top-1. Did they beat the CLIP paper?

@@ -24,17 +24,15 @@
 # narrower layers. Every check below holds in both, and the text gives ViT-B/32's shapes.
 
 # %% tags=["colab-setup"]
-# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
-import sys, subprocess
+# Colab setup: on Colab this installs the course package (keeping Colab's torch); anywhere else it does nothing.
+import sys
 if "google.colab" in sys.modules:
-    REPO_URL = "https://github.com/inside-clip/inside-clip"
-    subprocess.run(["git", "clone", "--depth", "1", "-b", "main", REPO_URL, "/content/inside-clip"], check=False)
-    # Colab already has torch; install the course without replacing it.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    # !git clone -q --depth 1 -b main https://github.com/inside-clip/inside-clip /content/inside-clip
+    # !pip install -q --no-deps -e /content/inside-clip openai-clip einops ftfy regex
     sys.path.insert(0, "/content/inside-clip")
 
 # %% tags=["varies"]
+# One model, opened up: the ViT tracer and the block pieces we rebuild by hand.
 import math
 import torch
 import torch.nn.functional as F
@@ -42,19 +40,16 @@ import matplotlib.pyplot as plt
 import ipywidgets as widgets
 from einops import rearrange
 
-import course_utils          # first: it silences a deprecation warning that `import clip` would print
 from course_utils import by_hand
 from course_utils.checks import check, assert_same
 from course_utils.data import load_cifar100
-from course_utils.env import banner, get_device, is_offline, seed_everything
+from course_utils.env import start_lesson
 from course_utils.inside_vit import block_params, patch_tokens, trace_vit
-from course_utils.models import ARCHITECTURES, load_clip, model_info
+from course_utils.models import ARCHITECTURES, OPENAI_VIT_MODELS, load_clip, model_info
 from course_utils.zero_shot import example
 
-seed_everything(0)
-MODE = "offline" if is_offline() else "real"
+MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
 device = torch.device("cpu")      # everything here is one image; the CPU keeps the checks in float32
-banner();
 
 # %% tags=["varies"]
 model, preprocess = load_clip("ViT-B/32", device)
@@ -69,7 +64,7 @@ print(f"{MODE} mode:", info)
 # %% [markdown]
 # ## 1 · `print(model)`, explained
 #
-# Seed 003 prints the model and stops there. Here is the visual half, top to bottom (ViT-B/32's numbers):
+# The course notes print the model and stops there. Here is the visual half, top to bottom (ViT-B/32's numbers):
 #
 # | module | ViT-B/32 | what it does | output shape |
 # |---|---|---|---|
@@ -96,7 +91,8 @@ print(visual.ln_post, "· proj", tuple(visual.proj.shape))
 
 # %% tags=["nbval-check-output"]
 print(f"{'model':<9} {'patch':>5} {'grid':>5} {'tokens N':>8} {'width D':>7} {'heads':>5} {'d_head':>6} {'layers':>6} {'embed':>5}")
-for name, a in ARCHITECTURES.items():
+for name in OPENAI_VIT_MODELS:
+    a = ARCHITECTURES[name]
     grid = a["image_resolution"] // a["vision_patch_size"]
     heads = a["vision_width"] // 64                      # openai's ViTs use 64-wide heads
     print(f"{name:<9} {a['vision_patch_size']:>5} {grid:>4}² {1 + grid * grid:>8} {a['vision_width']:>7} {heads:>5} "

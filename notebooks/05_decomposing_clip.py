@@ -24,35 +24,30 @@
 # algebra is the same, and every check below holds in both.
 
 # %% tags=["colab-setup"]
-# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
-import sys, subprocess
+# Colab setup: on Colab this installs the course package (keeping Colab's torch); anywhere else it does nothing.
+import sys
 if "google.colab" in sys.modules:
-    REPO_URL = "https://github.com/inside-clip/inside-clip"
-    subprocess.run(["git", "clone", "--depth", "1", "-b", "main", REPO_URL, "/content/inside-clip"], check=False)
-    # Colab already has torch; install the course without replacing it.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    # !git clone -q --depth 1 -b main https://github.com/inside-clip/inside-clip /content/inside-clip
+    # !pip install -q --no-deps -e /content/inside-clip openai-clip einops ftfy regex
     sys.path.insert(0, "/content/inside-clip")
 
 # %% tags=["varies"]
+# The exact decomposition of the image embedding, and mean-ablation to test which parts matter.
 import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
 from einops import rearrange
 
-import course_utils          # first: it silences a deprecation warning that `import clip` would print
 from course_utils import ablation
 from course_utils.checks import check, assert_same
 from course_utils.data import load_cifar100
-from course_utils.decompose import decompose, folded_readout, head_contributions
-from course_utils.env import banner, get_device, is_offline, seed_everything
+from course_utils.decompose import decompose, head_contributions
+from course_utils.env import get_device, start_lesson
 from course_utils.inside_vit import trace_vit
 from course_utils.models import load_clip, model_info
 from course_utils.zero_shot import SINGLE_TEMPLATE, zero_shot_classifier
 
-seed_everything(0)
-MODE = "offline" if is_offline() else "real"
-banner();
+MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
 
 # %% tags=["varies"]
 device = get_device()

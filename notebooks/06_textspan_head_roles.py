@@ -23,35 +23,29 @@
 # distractors). Both pools are in `data/`, written by `python -m course_utils.pools`.
 
 # %% tags=["colab-setup"]
-# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
-import sys, subprocess
+# Colab setup: on Colab this installs the course package (keeping Colab's torch); anywhere else it does nothing.
+import sys
 if "google.colab" in sys.modules:
-    REPO_URL = "https://github.com/inside-clip/inside-clip"
-    subprocess.run(["git", "clone", "--depth", "1", "-b", "main", REPO_URL, "/content/inside-clip"], check=False)
-    # Colab already has torch; install the course without replacing it.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    # !git clone -q --depth 1 -b main https://github.com/inside-clip/inside-clip /content/inside-clip
+    # !pip install -q --no-deps -e /content/inside-clip openai-clip einops ftfy regex
     sys.path.insert(0, "/content/inside-clip")
 
 # %% tags=["varies"]
+# TextSpan on the decomposition's per-head outputs, with a pool of descriptions to name each head.
 import torch
-import torch.nn.functional as F
 import matplotlib.pyplot as plt
 import ipywidgets as widgets
 
-import course_utils          # first: it silences a deprecation warning that `import clip` would print
 from course_utils import ablation, pools, toyworld as tw
-from course_utils.checks import check, assert_same
+from course_utils.checks import check
 from course_utils.data import load_cifar100
 from course_utils.decompose import head_contributions
-from course_utils.env import banner, get_device, is_offline, seed_everything
+from course_utils.env import get_device, start_lesson
 from course_utils.models import load_clip, model_info
-from course_utils.textspan import property_shares, replace_with_spans, textspan, textspan_all
-from course_utils.zero_shot import SINGLE_TEMPLATE, encode_texts, zero_shot_classifier
+from course_utils.textspan import default_rank, property_shares, replace_with_spans, textspan, textspan_all
+from course_utils.zero_shot import SINGLE_TEMPLATE, accuracy, encode_texts, zero_shot_classifier
 
-seed_everything(0)
-MODE = "offline" if is_offline() else "real"
-banner();
+MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
 
 # %% tags=["varies"]
 device = get_device()
@@ -192,7 +186,7 @@ check("textspan_greedy", textspan_greedy)
 
 # %% tags=["varies"]
 layer, head = L - 1, 0
-mine = textspan_greedy(contrib.heads[:, layer, head].float(), text_emb, 5, 80 if info.embed_dim >= 512 else 10)
+mine = textspan_greedy(contrib.heads[:, layer, head].float(), text_emb, 5, default_rank(info.embed_dim))
 theirs = textspan(contrib.heads[:, layer, head], text_emb, texts, n_texts=5)
 assert mine.tolist() == theirs.indices, (mine.tolist(), theirs.indices)
 print(f"✅ your TextSpan picks the same 5 texts as course_utils.textspan for layer {layer}, head {head}:")
@@ -271,7 +265,7 @@ sizes = [1, 2, 3, 5, 10, 20]
 kept = []
 for m in sizes:
     spans_m = textspan_all(labelled, text_emb, texts, layers=LATE, n_texts=m)
-    kept.append(ablation.accuracy(replace_with_spans(labelled, spans_m), classifier, labelled.labels))
+    kept.append(accuracy(replace_with_spans(labelled, spans_m), classifier, labelled.labels))
 print(f"{MODE} mode, {len(ids)} images, heads of layers {LATE} replaced:")
 print(f"  original model                 {100 * original:5.1f}%")
 print(f"  mean-ablated (0 texts)         {100 * ablated:5.1f}%")

@@ -10,7 +10,7 @@
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/inside-clip/inside-clip/blob/main/notebooks/07_spatial_heatmaps.ipynb)
 #
 # **What you will be able to do after this notebook**
-# - read seed 000's "critical line" with the real shapes, and say what every index and every sum does;
+# - read the heatmap line from the course notes (the "critical line") with the real shapes, and say what every index and every sum does;
 # - turn patch scores into a picture with einops and interpolation, and overlay it on the image;
 # - explain the difference between an *absolute* map and a *relative* one (minus the mean over prompts), and measure it;
 # - find which layers and heads draw the map;
@@ -23,18 +23,15 @@
 # toy world knows every object's pixels, which is what lets us *score* a map instead of admiring it.
 
 # %% tags=["colab-setup"]
-# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
-import sys, subprocess
+# Colab setup: on Colab this installs the course package (keeping Colab's torch); anywhere else it does nothing.
+import sys
 if "google.colab" in sys.modules:
-    REPO_URL = "https://github.com/inside-clip/inside-clip"
-    subprocess.run(["git", "clone", "--depth", "1", "-b", "main", REPO_URL, "/content/inside-clip"], check=False)
-    # Colab already has torch; install the course without replacing it.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    # !git clone -q --depth 1 -b main https://github.com/inside-clip/inside-clip /content/inside-clip
+    # !pip install -q --no-deps -e /content/inside-clip openai-clip einops ftfy regex
     sys.path.insert(0, "/content/inside-clip")
 
 # %% tags=["varies"]
-import time
+# Heatmaps from the decomposition, and the toy world's masks to score them against.
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -42,19 +39,16 @@ import matplotlib.pyplot as plt
 import ipywidgets as widgets
 from einops import rearrange
 
-import course_utils          # first: it silences a deprecation warning that `import clip` would print
 from course_utils import toyworld as tw
 from course_utils.checks import check, assert_same
 from course_utils.decompose import decompose
-from course_utils.env import banner, is_offline, seed_everything
+from course_utils.env import start_lesson
 from course_utils.heatmaps import overlay, textspan_heatmap
 from course_utils.metrics import average_precision, binarize, pixel_accuracy, pointing_hit, standard_tolerance
 from course_utils.models import ARCHITECTURES, load_clip, model_info, random_clip
 from course_utils.zero_shot import encode_texts
 
-seed_everything(0)
-MODE = "offline" if is_offline() else "real"
-banner();
+MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
 
 # %% tags=["varies"]
 model, preprocess = load_clip("ViT-B/32", "cpu")
@@ -71,7 +65,7 @@ print(f"{MODE} mode: {info.layers} layers x {info.heads} heads, grid {info.grid}
 # %% [markdown]
 # ## 1 · The critical line, with the real shapes
 #
-# Seed 000 spends a whole note on one line:
+# The course notes spend a whole note on one line:
 #
 # ```python
 # attention_map = attentions[0, :, 1:, :].sum(axis=(0, 2)) @ class_embedding.T
@@ -94,13 +88,13 @@ for name in ("ViT-B/32", "ViT-B/16", "ViT-L/14"):
 del b32
 
 # %% [markdown]
-# > **A kind correction.** The seed writes ViT-L/14's tensor as `[1, 24, 257, 16, 1024]`. The first four numbers are
+# > **A kind correction.** The notes write ViT-L/14's tensor as `[1, 24, 257, 16, 1024]`. The first four numbers are
 # > right: 1 image, 24 layers, 1 CLS + 16 × 16 patches, 16 heads. But the last axis is **768**, not 1024. 1024 is
 # > ViT-L/14's *width* inside the transformer; the decomposition is taken after `proj`, which maps 1024 → 768, the
 # > space the text embeddings live in (they must: we take a dot product with them). `tests/test_decompose.py` builds a
 # > random ViT-L/14 and checks `[1, 24, 257, 16, 768]`.
 # >
-# > A second, smaller one: the seed calls the dot product a cosine similarity "because the vectors are normalised".
+# > A second, smaller one: the notes call the dot product a cosine similarity "because the vectors are normalised".
 # > The text embeddings are; the per-patch vectors are not (each is a small piece of a sum), so the score is a
 # > projection, not a cosine. That is fine for a map: what matters is where it is large.
 #
@@ -185,7 +179,7 @@ plt.tight_layout(); plt.show()
 # %% [markdown]
 # ## 3 · Absolute or relative?
 #
-# The seed's code subtracts the mean over prompts, `attention_map[idx] - np.mean(attention_map, axis=0)`, while its
+# The notes' code subtracts the mean over prompts, `attention_map[idx] - np.mean(attention_map, axis=0)`, while its
 # text calls the result "absolute, each prompt independent". Both maps are useful; they answer different questions.
 #
 # - **Absolute**: the prompt's own scores. Every prompt picks up what all prompts share: "there is an object here",
@@ -238,7 +232,7 @@ for kind in ("absolute", "relative"):
 # Two objects per scene, so a map that ignored the prompt would point at the right object about half the time. The
 # absolute maps share a large common part (every class prompt lights up both objects), so which object wins is decided
 # by small differences. Subtracting the mean removes the shared part. That is why the course's heatmaps, like the
-# seed's code, are relative by default, and why "absolute" in the seed's text is a misnomer for what its code does.
+# notes' code, are relative by default, and why "absolute" in the notes' text is a misnomer for what its code does.
 #
 # ## 4 · Which layers and heads draw the map?
 #

@@ -5,7 +5,7 @@
 # ---
 
 # %% [markdown]
-# # 08 · LeGrad vs TextSpan: measuring seed 001's claims
+# # 08 · LeGrad vs TextSpan: measuring the course notes' claims
 #
 # [![Open In Colab](https://colab.research.google.com/assets/colab-badge.svg)](https://colab.research.google.com/github/inside-clip/inside-clip/blob/main/notebooks/08_legrad_vs_textspan.ipynb)
 #
@@ -15,46 +15,38 @@
 # - explain the trick that gives P prompts' maps from one forward pass and one batched backward pass;
 # - score TextSpan maps, LeGrad (last two layers and all layers), raw attention and attention rollout on the same
 #   images against ground truth, with time and memory per map;
-# - say which of seed 001's claims the measurements support, and which they don't.
+# - say which of the course notes' claims the measurements support, and which they don't.
 #
 # **Expected time:** 75 minutes (about 30 on the 4 exercises). Offline it runs in about a minute on a laptop CPU.
 #
-# Seed 001 compares the two methods in a table of claims: TextSpan is "faster" and "more stable", LeGrad "focuses on
+# The course notes compare the two methods in a table of claims: TextSpan is "faster" and "more stable", LeGrad "focuses on
 # discriminative parts" while TextSpan shows "semantic alignment". A claim is a hypothesis. This notebook turns the
 # table into measurements on images whose ground truth we know.
 
 # %% tags=["colab-setup"]
-# Colab setup: on Colab this installs the course package; anywhere else it does nothing.
-import sys, subprocess
+# Colab setup: on Colab this installs the course package (keeping Colab's torch); anywhere else it does nothing.
+import sys
 if "google.colab" in sys.modules:
-    REPO_URL = "https://github.com/inside-clip/inside-clip"
-    subprocess.run(["git", "clone", "--depth", "1", "-b", "main", REPO_URL, "/content/inside-clip"], check=False)
-    # Colab already has torch; install the course without replacing it.
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "-e", "/content/inside-clip"], check=True)
-    subprocess.run([sys.executable, "-m", "pip", "install", "-q", "openai-clip", "einops", "ftfy", "regex"], check=True)
+    # !git clone -q --depth 1 -b main https://github.com/inside-clip/inside-clip /content/inside-clip
+    # !pip install -q --no-deps -e /content/inside-clip openai-clip einops ftfy regex
     sys.path.insert(0, "/content/inside-clip")
 
 # %% tags=["varies"]
-import time
-import numpy as np
+# LeGrad, the attention baselines and the scoring loop that compares every map on the toy world.
 import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
-import ipywidgets as widgets
 from einops import rearrange
 
-import course_utils          # first: it silences a deprecation warning that `import clip` would print
 from course_utils import compare_maps as cm, toyworld as tw
 from course_utils.checks import check, assert_same
-from course_utils.env import banner, is_offline, seed_everything
+from course_utils.env import start_lesson
 from course_utils.heatmaps import overlay, textspan_heatmap
 from course_utils.inside_vit import patch_tokens, qkv_heads
 from course_utils.legrad import legrad
 from course_utils.models import load_clip, model_info
 
-seed_everything(0)
-MODE = "offline" if is_offline() else "real"
-banner();
+MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
 
 # %% tags=["varies"]
 model, preprocess = load_clip("ViT-B/32", "cpu")
@@ -343,7 +335,7 @@ plt.suptitle("same colour scale for both prompts of a method", fontsize=9)
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# ## 5 · Seed 001's claims, against the measurements
+# ## 5 · The notes' claims, against the measurements
 #
 # First the verdicts your own numbers give (computed, not typed in):
 
@@ -364,7 +356,7 @@ print(f"'a wrong prompt gives a weak map':  TextSpan {100 * wrong['textspan']['p
 #
 # Fill this in from *your* table above (the numbers depend on the mode and the machine); here is how to read it.
 #
-# | seed 001 says | what we measured | verdict |
+# | the notes say | what we measured | verdict |
 # |---|---|---|
 # | TextSpan needs no backward pass | true by construction: forward pass + dot products | holds |
 # | "TextSpan is faster" | time per map, TextSpan / LeGrad, in section 3 and in `benchmarks/legrad_cost.py` | check your ratio: one decomposition serves every prompt, while LeGrad's cost grows with the prompts |

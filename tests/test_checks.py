@@ -1,13 +1,110 @@
+from typing import Callable
+
 import pytest
 import torch
 
 from course_utils import by_hand, checks
 
 
-def test_every_reference_passes_its_own_checker(capsys):
-    for name, ex in checks.EXERCISES.items():
-        assert checks.check(name, ex.reference), name
-    assert capsys.readouterr().out.count("✅") == len(checks.EXERCISES)
+# ---- mutation test: every checker must reject a slightly wrong answer ------------------------------------
+# A mutation turns the reference into a slightly wrong learner answer: `mutate(reference)` is the wrong function.
+def _on_result(change):
+    """The reference, with its result changed by `change`."""
+    return lambda reference: (lambda *args: change(reference(*args)))
+
+
+def _on_arg(position: int, change):
+    """The reference, called with argument `position` changed by `change` (a typical learner slip)."""
+    def mutate(reference):
+        return lambda *args: reference(*(change(a) if i == position else a for i, a in enumerate(args)))
+    return mutate
+
+
+def _plus_one_on_first_entry(result: torch.Tensor) -> torch.Tensor:
+    flat = result.flatten().clone()
+    flat[0] += 1
+    return flat.reshape(result.shape)
+
+
+SCALED = ("result × 1.01", _on_result(lambda r: r * 1.01))
+SHIFTED = ("result + 0.01", _on_result(lambda r: r + 0.01))
+TRANSPOSED = ("last two dims swapped", _on_result(lambda r: r.transpose(-1, -2)))
+FIRST_ROW_DROPPED = ("first row (1-D: first entry) dropped", _on_result(lambda r: r[1:]))
+ROLLED = ("rolled by one along the last dim", _on_result(lambda r: r.roll(1, dims=-1)))
+ROWS_ROLLED = ("rolled by one along dim -2", _on_result(lambda r: r.roll(1, dims=-2)))
+PLUS_ONE = ("+1 on the first entry", _on_result(_plus_one_on_first_entry))
+
+Mutation = tuple[str, Callable[[Callable], Callable]]  # (label, reference -> slightly wrong function)
+MUTATIONS: dict[str, list[Mutation]] = {
+    # notebook 01
+    "positional_encoding": [SCALED, TRANSPOSED, FIRST_ROW_DROPPED],
+    "softmax": [SCALED, TRANSPOSED,
+                ("normalised down the columns", lambda ref: lambda x: ref(x.transpose(-1, -2)).transpose(-1, -2))],
+    "causal_mask": [SHIFTED, TRANSPOSED, ("mask for n + 1 tokens", _on_arg(0, lambda n: n + 1))],
+    "layer_norm": [SCALED, TRANSPOSED, ("γ and β swapped", lambda ref: lambda x, g, b: ref(x, b, g))],
+    "scaled_dot_product_attention": [SCALED, TRANSPOSED,
+                                     ("queries and keys swapped", lambda ref: lambda q, k, v: ref(k, q, v))],
+    "cross_attention": [SCALED, TRANSPOSED],
+    # notebook 02
+    "similarity_logits": [SCALED, TRANSPOSED,
+                          ("times logit_scale instead of exp(logit_scale)", _on_arg(2, torch.log))],
+    "clip_loss": [SCALED, SHIFTED],
+    "zero_shot_predict": [PLUS_ONE, ROLLED],
+    "topk_accuracy": [SHIFTED, ("k + 1", _on_arg(2, lambda k: k + 1))],
+    # notebook 03
+    "zero_shot_probabilities": [SCALED, TRANSPOSED],
+    "ensemble_embeddings": [SCALED, TRANSPOSED],
+    "per_group_accuracy": [SHIFTED, ROLLED],
+    "confusion_matrix": [PLUS_ONE, TRANSPOSED],
+    # notebook 04
+    "patchify": [SCALED, TRANSPOSED, ("patches rolled by one", _on_result(lambda r: r.roll(1, dims=1)))],
+    "quick_gelu": [SCALED, SHIFTED, ("exact GELU instead of QuickGELU", lambda ref: torch.nn.functional.gelu)],
+    "multihead_self_attention": [SCALED, TRANSPOSED, ROWS_ROLLED],
+    "residual_block": [SCALED, TRANSPOSED],
+    "cls_attention_maps": [SCALED, TRANSPOSED],
+    # notebook 05
+    "linearised_layer_norm": [SCALED, TRANSPOSED],
+    "head_token_terms": [SCALED, TRANSPOSED, ("heads rolled by one", _on_result(lambda r: r.roll(1, dims=2)))],
+    "fold_ln_proj": [SCALED, TRANSPOSED, FIRST_ROW_DROPPED],
+    "mean_ablated_sum": [SCALED, TRANSPOSED, ("ablation mask inverted", _on_arg(1, lambda mask: ~mask))],
+    # notebook 06
+    "restrict_to_top_directions": [SCALED, TRANSPOSED, ("rank + 1", _on_arg(2, lambda rank: rank + 1))],
+    "projection_variance": [SCALED, ROLLED],
+    "remove_direction": [SCALED, SHIFTED],
+    "textspan_greedy": [PLUS_ONE, ROLLED, FIRST_ROW_DROPPED],
+    # notebook 07
+    "patch_scores": [SCALED, TRANSPOSED],
+    "to_grid": [SCALED, TRANSPOSED],
+    "relative_to_prompts": [SCALED, TRANSPOSED],
+    "mean_iou": [SHIFTED],
+    # notebook 08
+    "token_mean_embedding": [SCALED, TRANSPOSED],
+    "relevance_from_grad": [SCALED, ROLLED],
+    "min_max": [SCALED, SHIFTED, TRANSPOSED],
+    "rollout_from_probs": [SCALED, ROLLED, FIRST_ROW_DROPPED],
+}
+
+
+def test_mutation_table_covers_every_exercise():
+    missing = sorted(set(checks.EXERCISES) - set(MUTATIONS))
+    unknown = sorted(set(MUTATIONS) - set(checks.EXERCISES))
+    assert not missing, f"exercises without a mutation in MUTATIONS (add at least one slightly wrong answer): {missing}"
+    assert not unknown, f"MUTATIONS names exercises that do not exist: {unknown}"
+
+
+@pytest.mark.parametrize("name", sorted(checks.EXERCISES))
+def test_reference_passes_and_slightly_wrong_answers_fail(name, capsys):
+    ex = checks.EXERCISES[name]
+    assert checks.check(name, ex.reference), f"{name}: the reference fails its own checker"
+    assert f"✅ {name}" in capsys.readouterr().out
+    mutations = MUTATIONS.get(name)
+    assert mutations, f"{name}: no mutation in MUTATIONS, so nothing shows its checker can fail"
+    for label, mutate in mutations:
+        passed = checks.check(name, mutate(ex.reference))
+        out = capsys.readouterr().out
+        assert not passed, f"{name}: the slightly wrong answer [{label}] PASSES the checker (atol {ex.atol:g}):\n{out}"
+        assert ": raised " not in out, f"{name}: mutation [{label}] crashed instead of giving a wrong answer:\n{out}"
+        assert f"❌ {name}" in out
 
 
 def test_stub_fails_and_says_so(capsys):

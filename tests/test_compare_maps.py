@@ -81,14 +81,14 @@ def test_compare_runs_at_an_openai_resolution():
     preprocess there (random weights: this checks the plumbing, not the scores)."""
     import clip
 
-    from course_utils import toyclip
     from course_utils import toyworld as tw
+    from course_utils.data import pil_batch, to_input
     from course_utils.models import random_clip
 
     model = random_clip("ViT-B/32").float()
     scene = tw.scenes(1, n_objects=2, size=224)[0]
     preprocess = clip.clip._transform(224)
-    torch.testing.assert_close(toyclip.to_input(toyclip.pil_batch([scene.image]))[0], preprocess(scene.image),
+    torch.testing.assert_close(to_input(pil_batch([scene.image]))[0], preprocess(scene.image),
                                atol=1e-5, rtol=0)
     results = cm.compare(model, n_scenes=1, progress=False)
     assert all(r["objects"] == 2 for r in results.values())

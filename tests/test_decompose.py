@@ -5,7 +5,7 @@ import torch.nn.functional as F
 from course_utils.decompose import decompose, head_contributions
 from course_utils.heatmaps import token_maps
 from course_utils.inside_vit import trace_vit
-from course_utils import toyclip
+from course_utils import models
 from course_utils.models import load_toyclip, model_info, random_clip
 
 
@@ -81,7 +81,7 @@ def test_head_contributions_from_a_dataset_fp16():
     model, preprocess = load_toyclip("cpu")
     ds = ToyShapes(train=False, n=10)
     c = head_contributions(model, ds, preprocess, batch_size=4, fp16=True, progress=False)
-    assert c.heads.dtype == torch.float16 and c.heads.shape == (10, 4, toyclip.VISION_HEADS, 64)
+    assert c.heads.dtype == torch.float16 and c.heads.shape == (10, 4, models.ARCHITECTURES[models.TOYCLIP]["vision_heads"], 64)
     with torch.no_grad():
         expected = F.normalize(model.encode_image(torch.stack([preprocess(ds[i][0]) for i in range(10)])), dim=-1)
     torch.testing.assert_close(c.total(), expected, atol=5e-3, rtol=0)  # fp16 storage: ~3 significant digits

@@ -70,14 +70,14 @@ def test_legrad_bad_inputs(b16):
 
 def test_legrads_premise_fails_on_toyclip_and_the_readout_is_exact():
     """ToyCLIP was trained through CLS only: its token-mean readout (what LeGrad differentiates) is near chance."""
-    from course_utils import toyclip
     from course_utils import toyworld as tw
     from course_utils.legrad import readout_accuracy
+    from course_utils.zero_shot import zero_shot_classifier
 
     model, preprocess = load_toyclip("cpu")
     ds = tw.ToyShapes(train=False, n=200)
     images = torch.stack([preprocess(ds[i][0]) for i in range(200)])
     labels = torch.tensor([ds[i][1] for i in range(200)])
-    acc = readout_accuracy(model, images, labels, toyclip.class_text_embeddings(model, tw.CLASSES))
+    acc = readout_accuracy(model, images, labels, zero_shot_classifier(model, tw.CLASSES))
     assert len(acc["token_mean"]) == 4 and acc["cls"] > 0.95
     assert max(acc["token_mean"]) < 0.2

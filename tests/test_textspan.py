@@ -4,6 +4,7 @@ import torch
 from course_utils import ablation, pools
 from course_utils.decompose import HeadContributions
 from course_utils.textspan import replace_with_spans, textspan, textspan_all
+from course_utils.zero_shot import accuracy
 
 
 def _planted(seed=0, K=400, d=16):
@@ -68,9 +69,9 @@ def test_mean_ablation_finds_the_informative_head():
 def test_replacing_a_head_by_its_span_keeps_accuracy_only_with_the_right_texts():
     c, classifier = _contributions()
     spans = textspan_all(c, classifier, layers=[2], n_texts=4, rank=8)  # the class directions as the pool
-    assert ablation.accuracy(replace_with_spans(c, spans), classifier, c.labels) == 1.0
+    assert accuracy(replace_with_spans(c, spans), classifier, c.labels) == 1.0
     wrong = textspan_all(c, torch.randn(20, 8, generator=torch.Generator().manual_seed(5)), layers=[2], n_texts=1, rank=8)
-    assert ablation.accuracy(replace_with_spans(c, wrong), classifier, c.labels) < 1.0
+    assert accuracy(replace_with_spans(c, wrong), classifier, c.labels) < 1.0
 
 
 def test_pools_are_built_by_the_script_and_sized():
@@ -91,8 +92,8 @@ def test_pools_are_built_by_the_script_and_sized():
 def test_toyclip_late_heads_have_roles():
     """The issue's bar: TextSpan (5 texts per head, last two layers, toy pool) finds at least two heads with >= 80%
     of their texts about one property, for two different properties among colour, shape, position, size, count."""
-    from course_utils.textspan import ISSUE_PROPERTIES, toy_head_roles
+    from course_utils.textspan import ROLE_PROPERTIES, toy_head_roles
 
     roles = toy_head_roles()
-    strong = {r["property"] for r in roles.values() if r["share"] >= 0.8 and r["property"] in ISSUE_PROPERTIES}
+    strong = {r["property"] for r in roles.values() if r["share"] >= 0.8 and r["property"] in ROLE_PROPERTIES}
     assert len(strong) >= 2, {h: (r["property"], r["share"]) for h, r in roles.items()}

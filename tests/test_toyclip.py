@@ -6,11 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import assets, toyclip
+from course_utils import assets, contrastive, models, toyclip
 from course_utils import toyworld as tw
-from course_utils.models import load_clip, load_toyclip, model_info
+from course_utils.data import pil_batch, to_input
+from course_utils.models import clip, load_clip, load_toyclip, model_info
 
-import clip
+TOY_HEADS = models.ARCHITECTURES[models.TOYCLIP]["vision_heads"]
 
 
 def test_training_smoke_loss_falls_and_is_deterministic():
@@ -29,23 +30,39 @@ def test_clip_loss_is_symmetric_infonce():
     logits = scale.exp() * torch.nn.functional.normalize(img, dim=-1) @ torch.nn.functional.normalize(txt, dim=-1).T
     by_hand = (torch.nn.functional.cross_entropy(logits, torch.arange(6)) +
                torch.nn.functional.cross_entropy(logits.T, torch.arange(6))) / 2
-    torch.testing.assert_close(toyclip.clip_loss(img, txt, scale), by_hand)
-    assert toyclip.clip_loss(img, img, torch.tensor(4.0)) < toyclip.clip_loss(img, txt, torch.tensor(4.0))
+    torch.testing.assert_close(contrastive.clip_loss(img, txt, scale), by_hand)
+    assert contrastive.clip_loss(img, img, torch.tensor(4.0)) < contrastive.clip_loss(img, txt, torch.tensor(4.0))
 
 
 def test_short_context_text_encoder_is_exact():
-    model = toyclip.build().eval()
+    model = models.build(models.TOYCLIP).eval()
     tokens = clip.tokenize(["a red circle", "three shapes: a small blue star and a large gray ring"])
+    masks = [block.attn_mask for block in model.transformer.resblocks]
     with torch.no_grad():
         full = model.encode_text(tokens)
         short = toyclip.encode_text_short(model, tokens[:, : toyclip.TRAIN_CONTEXT])
+        with pytest.raises(RuntimeError):  # a failure half-way through must not leave the short masks behind
+            toyclip.encode_text_short(model, torch.zeros(2, 5, 3, dtype=torch.long))
     torch.testing.assert_close(short, full, atol=1e-5, rtol=1e-5)
+    assert all(block.attn_mask is m for block, m in zip(model.transformer.resblocks, masks))
+    torch.testing.assert_close(model.encode_text(tokens), full)
+
+
+def test_builders_leave_the_global_random_state_alone():
+    torch.manual_seed(123)
+    expected = torch.rand(3)
+    torch.manual_seed(123)
+    a = models.build(models.TOYCLIP, seed=0)
+    models.random_clip("ViT-B/32", seed=0)
+    assert torch.equal(torch.rand(3), expected), "a builder reseeded the global generator"
+    b = models.build(models.TOYCLIP, seed=0)
+    assert all(torch.equal(x, y) for x, y in zip(a.state_dict().values(), b.state_dict().values()))
 
 
 def test_training_inputs_match_clip_preprocess():
     _, preprocess = load_toyclip(device="cpu")
     image = tw.random_scene(5).image
-    ours = toyclip.to_input(torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy())[None])[0]
+    ours = to_input(torch.from_numpy(np.asarray(image).transpose(2, 0, 1).copy())[None])[0]
     torch.testing.assert_close(preprocess(image), ours, atol=1e-5, rtol=0)
 
 
@@ -53,12 +70,14 @@ def test_bundled_checkpoint_is_registered_and_loads():
     path = assets.fetch("toyclip")
     assert path == toyclip.CHECKPOINT and assets.sha256_of(path) == assets.get("toyclip").sha256
     assert path.stat().st_size <= 25e6
-    sd = torch.load(path, weights_only=True)
+    checkpoint = torch.load(path, weights_only=True)
+    assert checkpoint[models.ARCHITECTURE_KEY] == models.TOYCLIP  # the marker that tells the loader the head split
+    sd = checkpoint["state_dict"]
     assert all(v.dtype == torch.float16 for k, v in sd.items() if v.is_floating_point())
     model, preprocess = load_clip("toy", device="cpu")
     info = model_info(model)
     assert (info.image_resolution, info.patch_size, info.grid, info.embed_dim) == (64, 8, 8, 64)
-    assert info.heads == toyclip.VISION_HEADS and toyclip.is_toyclip_state_dict(sd)
+    assert info.heads == TOY_HEADS == 8
     assert model.token_embedding.num_embeddings == 49408 and model.context_length == 77
     assert type(model) is clip.model.CLIP
 
@@ -72,16 +91,30 @@ def test_why_load_clip_does_not_call_clip_load_on_state_dicts():
     with pytest.raises(EOFError):
         clip.load(str(toyclip.CHECKPOINT), device="cpu", jit=False)
     ours, _ = load_clip("toy", device="cpu")
-    reference = clip.model.build_model(torch.load(toyclip.CHECKPOINT, weights_only=True)).float()
+    reference = clip.model.build_model(torch.load(toyclip.CHECKPOINT, weights_only=True)["state_dict"]).float()
     assert all(torch.equal(a, b) for a, b in zip(ours.state_dict().values(), reference.state_dict().values()))
     # build_model can't know ToyCLIP's head count (the weights have the same shape for any split): load_clip sets it
-    assert reference.visual.transformer.resblocks[0].attn.num_heads == toyclip.CONFIG["vision_width"] // 64
-    x = toyclip.to_input(toyclip.pil_batch([tw.random_scene(1).image]))
+    assert reference.visual.transformer.resblocks[0].attn.num_heads == models.ARCHITECTURES["ToyCLIP"]["vision_width"] // 64
+    x = to_input(pil_batch([tw.random_scene(1).image]))
     with torch.no_grad():
         wrong = reference.encode_image(x)
-        right = toyclip.set_vision_heads(reference, toyclip.VISION_HEADS).encode_image(x)
+        right = models.set_vision_heads(reference, TOY_HEADS).encode_image(x)
         torch.testing.assert_close(ours.encode_image(x), right)
     assert not torch.allclose(wrong, right, atol=1e-3)
+
+
+def test_the_head_split_comes_from_the_marker_not_the_shapes(tmp_path):
+    """A checkpoint with ToyCLIP's shapes but no marker is built the way clip.load builds it (width // 64 heads);
+    the same weights with the marker get ToyCLIP's 8 heads; an unknown marker is refused with a clear error."""
+    sd = torch.load(toyclip.CHECKPOINT, weights_only=True)["state_dict"]
+    torch.save(sd, tmp_path / "plain.pt")
+    plain, _ = load_clip(str(tmp_path / "plain.pt"), device="cpu")
+    assert model_info(plain).heads == 2
+    torch.save({models.ARCHITECTURE_KEY: models.TOYCLIP, "state_dict": sd}, tmp_path / "marked.pt")
+    assert model_info(load_clip(str(tmp_path / "marked.pt"), device="cpu")[0]).heads == TOY_HEADS
+    torch.save({models.ARCHITECTURE_KEY: "ViT-Z/99", "state_dict": sd}, tmp_path / "odd.pt")
+    with pytest.raises(ValueError, match="'ViT-Z/99' checkpoint, an architecture this course does not know"):
+        load_clip(str(tmp_path / "odd.pt"), device="cpu")
 
 
 def test_corrupted_checkpoint_is_refused(tmp_path, monkeypatch):

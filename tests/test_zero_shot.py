@@ -2,14 +2,15 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from course_utils import toyclip
-from course_utils.zero_shot import (CIFAR100_TEMPLATES, predict, readable, topk_accuracy,
+from course_utils import models, toyclip
+from course_utils.models import clip
+from course_utils.zero_shot import (CIFAR100_TEMPLATES, SINGLE_TEMPLATE, predict, readable, topk_accuracy,
                                     zero_shot_classifier)
 
 
 @pytest.fixture(scope="module")
 def model():
-    return toyclip.build().eval()  # random weights: shapes and algebra only
+    return models.build(models.TOYCLIP).eval()  # random weights: shapes and algebra only
 
 
 def test_templates_are_the_clip_repository_list():
@@ -22,7 +23,6 @@ def test_classifier_shapes_and_ensemble_is_the_normalised_mean(model):
     single = zero_shot_classifier(model, ["red_circle", "blue_star"], ("a photo of a {}.",))
     assert single.shape == (2, 64) and torch.allclose(single.norm(dim=-1), torch.ones(2))
     ens = zero_shot_classifier(model, ["red_circle", "blue_star"], CIFAR100_TEMPLATES[:3])
-    import clip
 
     with torch.no_grad():
         e = F.normalize(model.encode_text(clip.tokenize([t.format("red circle") for t in CIFAR100_TEMPLATES[:3]])), dim=-1)
@@ -57,7 +57,7 @@ def test_evaluate_zero_shot_agrees_with_the_toyclip_evaluator():
 
     model, preprocess = load_clip("toy", device="cpu")
     ds = tw.ToyShapes(train=False, n=300)
-    classifier = zero_shot_classifier(model, ds.classes, (toyclip.PROMPT,))
+    classifier = zero_shot_classifier(model, ds.classes, SINGLE_TEMPLATE)
     result = evaluate_zero_shot(model, ds, classifier, preprocess, batch_size=50, progress=False)
     top1, top5, _ = toyclip.zero_shot(model, ds)
     assert result["n"] == 300 and abs(result["top1"] - top1) < 1e-6 and abs(result["top5"] - top5) < 1e-6  # same count of 300
