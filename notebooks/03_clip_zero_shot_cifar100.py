@@ -45,8 +45,8 @@ from course_utils.checks import check, assert_same
 from course_utils.data import load_cifar100, superclasses
 from course_utils.env import get_device, start_lesson
 from course_utils.models import load_clip
-from course_utils.zero_shot import (CIFAR100_TEMPLATES, SINGLE_TEMPLATE, classify, evaluate_zero_shot, example,
-                                    most_confused, readable, zero_shot_classifier)
+from course_utils.zero_shot import (CIFAR100_TEMPLATES, PROMPT_TEMPLATE, SINGLE_TEMPLATE, classify, evaluate_zero_shot,
+                                    example, most_confused, readable, zero_shot_classifier)
 
 MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
 device = get_device()
@@ -81,7 +81,7 @@ plt.title(f"index {index}: {test_set.classes[label]} ({image.size[0]}×{image.si
 
 # %% tags=["nbval-check-output"]
 print(readable("lawn_mower"), "|", readable("sweet_pepper"))
-prompts = [f"a photo of a {readable(c)}" for c in test_set.classes]
+prompts = [PROMPT_TEMPLATE.format(readable(c)) for c in test_set.classes]   # "a photo of a {}."
 text_tokens = clip.tokenize(prompts)
 print("tokens:", tuple(text_tokens.shape), text_tokens.dtype)
 ids = clip.tokenize("a photo of a lawn mower")[0]
@@ -311,7 +311,7 @@ plt.tight_layout(); plt.show()
 def explore(index=15, labels=""):
     image, label = example(test_set, index)
     names = [s.strip() for s in labels.split(",") if s.strip()] or list(test_set.classes)
-    classifier = zero_shot_classifier(model, names, ("a photo of a {}.",) if not labels.strip() else ("{}",))
+    classifier = zero_shot_classifier(model, names, SINGLE_TEMPLATE if not labels.strip() else ("{}",))
     top = classify(model, preprocess, image, classifier, names, k=5)
     fig, (a, b) = plt.subplots(1, 2, figsize=(8, 2.6), gridspec_kw={"width_ratios": [1, 2]})
     a.imshow(image); a.axis("off"); a.set_title(f"index {index}: {test_set.classes[label]}")

@@ -46,7 +46,7 @@ from course_utils.env import start_lesson
 from course_utils.heatmaps import overlay, textspan_heatmap
 from course_utils.metrics import average_precision, binarize, pixel_accuracy, pointing_hit, standard_tolerance
 from course_utils.models import ARCHITECTURES, load_clip, model_info, random_clip
-from course_utils.zero_shot import encode_texts
+from course_utils.zero_shot import encode_texts, zero_shot_classifier
 
 MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
 
@@ -56,7 +56,7 @@ model = model.float()
 info = model_info(model)
 SIZE = info.image_resolution                       # 224 for openai's ViTs, 64 for ToyCLIP
 CLASS_NAMES = [c.replace("_", " ") for c in tw.CLASSES]
-class_emb = F.normalize(encode_texts(model, [f"a photo of a {c}" for c in CLASS_NAMES]), dim=-1)   # [100, d]
+class_emb = zero_shot_classifier(model, tw.CLASSES)   # [100, d], unit length: "a photo of a red star."
 scenes = tw.scenes(200, n_objects=2, size=SIZE)     # two-object scenes with masks, the same for every learner
 tolerance = standard_tolerance(SIZE)
 print(f"{MODE} mode: {info.layers} layers x {info.heads} heads, grid {info.grid}x{info.grid}, d = {info.embed_dim}; "
