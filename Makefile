@@ -5,7 +5,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: install run test unit sync exercises lab clean
+.PHONY: install run test unit sync exercises lab fetch clean
 
 # Re-installs only when pyproject.toml changes; a second `make install` is a no-op.
 install: $(STAMP)
@@ -38,6 +38,11 @@ sync: install
 
 # The same as `sync` (kept for the old name).
 exercises: sync
+
+# Workshops without internet: download and verify every real asset once (CLIP ViT-B/32 and B/16, CIFAR-100) into
+# $(COURSE_CACHE) (default ~/.cache/inside-clip); copy that folder to the room's machines.
+fetch: install
+	$(PY) -m course_utils.assets
 
 lab: install
 	$(VENV)/bin/jupyter lab notebooks

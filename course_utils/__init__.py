@@ -7,6 +7,7 @@ assets          the files the course may download: URL, SHA-256, cache, fetch   
 toyworld        drawn scenes of coloured shapes, with captions and masks                      notebook 02
 models          ARCHITECTURES (openai ViTs, ToyCLIP), build, load_clip; the one `import clip` notebooks 02-04
 data            CIFAR-100 or ToyShapes, superclasses, images -> model input                   notebooks 02-03
+rehearsal       a stand-in real-mode cache: random weights as openai ships them, synthetic CIFAR-100CI, instructors
 by_hand         reference transformer pieces                                                  notebook 01
 plots           annotated matrices                                                            notebooks 01-02
 contrastive     similarity logits and the symmetric InfoNCE loss                              notebook 02

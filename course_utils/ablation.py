@@ -57,7 +57,8 @@ def mean_ablate(c, classifier: torch.Tensor, **parts) -> float:
 
     Taught in: notebook 05, "Mean-ablation"; notebook 06, "How much do the words keep?".
     """
-    return accuracy(ablated_embeddings(c, **parts), classifier, c.labels)
+    embeddings = ablated_embeddings(c, **parts)  # on c's device (the CPU, from head_contributions)
+    return accuracy(embeddings, classifier.to(embeddings.device), c.labels)
 
 
 def cumulative_layer_ablation(c, classifier: torch.Tensor) -> list[float]:

@@ -6,15 +6,25 @@
 - otherwise the file is downloaded (short timeout, progress bar) to a temporary name, verified, then moved;
 - offline, it raises AssetUnavailable with a message that says what to do.
 
-The cache lives in $COURSE_CACHE (default ~/.cache/inside-clip).
+The cache lives in $COURSE_CACHE (default ~/.cache/inside-clip). `obtain(name)` returns the path together with its
+`Provenance` (real or toy, from cache / downloaded / bundled, verified or not): the loaders attach it to what they
+return, and the banner reads the mode from there.
+
+COURSE_ASSETS=/path/to/checksums.json replaces registered checksums, e.g.
+    {"ViT-B/32": {"sha256": "<hex>", "note": "our own fine-tuned weights"}}
+for files that are not the ones the course registered (the real-mode rehearsal's random weights, an instructor's own
+checkpoint saved under the registered file name). They are then used like cached files, and reported as unverified.
 """
 from __future__ import annotations
 
+import argparse
 import hashlib
+import json
 import os
+import sys
 import shutil
 import urllib.request
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -110,6 +120,49 @@ register(
 )
 
 
+@dataclass(frozen=True)
+class Provenance:
+    """Where a loaded model or dataset came from: the one source of truth for the mode a number belongs to.
+
+    Used by: models.load_clip and data.load_cifar100 (as `.course_asset`), read by env.banner and env.mode.
+    """
+    real: bool  # openai CLIP weights or real CIFAR-100 (or a stand-in at their shapes), not ToyCLIP / the toy world
+    name: str  # "ViT-B/32", "CIFAR-100", "ToyCLIP", "ToyShapes", or a file name
+    origin: str  # "cache", "downloaded", "bundled", "local file", "drawn"
+    verified: bool  # the file's SHA-256 matched the course's own registry
+    detail: str = ""  # why it was substituted, or whose checksum vouched for it
+
+    def describe(self) -> str:
+        """"ViT-B/32 (from cache, SHA-256 verified)" and the like: one phrase for the banner.
+
+        Used by: env.banner.
+        """
+        check = "drawn by the course" if self.origin == "drawn" else ("SHA-256 verified" if self.verified else "unverified")
+        where = {"cache": "from cache", "drawn": ""}.get(self.origin, self.origin)
+        extra = f"; {self.detail}" if self.detail else ""
+        return f"{self.name} ({where + ', ' if where else ''}{check}{extra})"
+
+
+def overrides() -> dict[str, dict]:
+    """{asset name: {"sha256": ..., "note": ...}} from the JSON file named by COURSE_ASSETS ({} if unset).
+
+    Used by: get.
+    """
+    path = os.environ.get("COURSE_ASSETS", "").strip()
+    if not path:
+        return {}
+    try:
+        table = json.loads(Path(path).expanduser().read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"COURSE_ASSETS={path} is not a readable JSON file ({err}). Fix the file or unset the "
+                         "variable.") from err
+    bad = [k for k, v in table.items() if k not in REGISTRY or not isinstance(v, dict) or "sha256" not in v]
+    if bad:
+        raise ValueError(f"COURSE_ASSETS={path}: entry {bad[0]!r} must name a known asset ({', '.join(sorted(REGISTRY))}) "
+                         'and give {"sha256": "<hex>", "note": "..."}.')
+    return table
+
+
 def cache_dir() -> Path:
     """The download cache: $COURSE_CACHE, or ~/.cache/inside-clip (created if missing).
 
@@ -126,10 +179,12 @@ def get(name: str) -> Asset:
     Used by: local_path, is_cached, fetch and the tests.
     """
     try:
-        return REGISTRY[name]
+        asset = REGISTRY[name]
     except KeyError:
         known = ", ".join(sorted(REGISTRY))
         raise KeyError(f"Unknown asset {name!r}. Known assets: {known}.") from None
+    override = overrides().get(name)
+    return replace(asset, sha256=override["sha256"].lower()) if override else asset
 
 
 def sha256_of(path: str | Path, chunk: int = 1 << 20) -> str:
@@ -202,14 +257,30 @@ def fetch(name: str) -> Path:
 
     Used by: models.load_clip and load_toyclip, data.load_cifar100 and the tests.
     """
+    return obtain(name)[0]
+
+
+def obtain(name: str) -> tuple[Path, Provenance]:
+    """`fetch`, and the file's Provenance: real or toy, from cache / downloaded / bundled, and who vouched for it.
+
+    Used by: models.load_clip, data.load_cifar100 and `make fetch`.
+    """
     asset = get(name)
+    override = overrides().get(name)
+    verified = override is None
+    detail = "" if verified else f"checksum from COURSE_ASSETS: {override.get('note') or 'no note'}"
+    real = not asset.bundled
+
+    def found(path: Path, origin: str):
+        return path, Provenance(real, name, origin, verified, detail)
+
     dest = local_path(name)
     if asset.bundled:
-        return _verify_bundled(asset, dest)
+        return found(_verify_bundled(asset, dest), "bundled")
     if dest.is_file():
         got = sha256_of(dest)
         if got == asset.sha256:
-            return dest
+            return found(dest, "cache")
         print(
             f"⚠️  Cached {asset.name!r} at {dest} is corrupt (SHA-256 {got[:12]}…, expected {asset.sha256[:12]}…); "
             "deleting it and fetching it again."
@@ -231,4 +302,43 @@ def fetch(name: str) -> Path:
             f"Could not download {asset.name!r} from {asset.url}: {err}. Check your connection and run again, "
             f"or copy the file to {dest} by hand (SHA-256 {asset.sha256})."
         ) from err
-    return dest
+    return found(dest, "downloaded")
+
+
+WORKSHOP_ASSETS = ("ViT-B/32", "ViT-B/16", "cifar-100-python")  # what the notebooks load in real mode
+
+
+def main(argv=None) -> int:
+    """`make fetch`: download and verify every real asset once, and say where they are.
+
+    Copy that folder to the room's machines (or point COURSE_CACHE at a USB stick holding it) and every notebook runs
+    in real mode with the network unplugged.
+    Used by: make fetch.
+    """
+    parser = argparse.ArgumentParser(description="Download and verify the course's real assets into the cache.")
+    parser.add_argument("names", nargs="*", default=list(WORKSHOP_ASSETS),
+                        help=f"assets to fetch (default: {' '.join(WORKSHOP_ASSETS)}; also ViT-L/14)")
+    args = parser.parse_args(argv)
+    if env.forced_offline():
+        print("COURSE_OFFLINE=1 is set: unset it to fetch the real assets.")
+        return 1
+    missing = []
+    for name in args.names:
+        try:
+            path, provenance = obtain(name)
+        except (AssetUnavailable, ChecksumMismatch, KeyError) as err:
+            missing.append(name)
+            print(f"✗ {name}: {err}")
+            continue
+        print(f"✓ {provenance.describe()}: {path} ({path.stat().st_size / 2**20:.0f} MiB)")
+    print(f"\ncache folder: {cache_dir()}")
+    if missing:
+        print(f"{len(missing)} asset(s) missing: {', '.join(missing)}. Run `make fetch` again where there is internet.")
+        return 1
+    print("Copy this folder to each machine's cache (or set COURSE_CACHE to where it is): the notebooks then run in "
+          "real mode without a network.")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -6,7 +6,10 @@
 """
 from __future__ import annotations
 
+import pickle
 import tarfile
+from dataclasses import replace
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,34 +24,60 @@ STD = torch.tensor([0.26862954, 0.26130258, 0.27577711])
 CIFAR_FOLDER = "cifar-100-python"  # what the archive unpacks to; torchvision's CIFAR100 reads it from root
 
 
-def _extract_once(archive, root) -> None:
-    if (root / CIFAR_FOLDER / "test").is_file() and (root / CIFAR_FOLDER / "meta").is_file():
+def _extract_once(archive, root, sha256: str) -> None:
+    """Unpack the archive into root/cifar-100-python once; again only if the archive changed (its SHA-256 differs)."""
+    stamp = root / CIFAR_FOLDER / ".extracted-from-sha256"
+    if stamp.is_file() and stamp.read_text().strip() == sha256:
         return
     with tarfile.open(archive, "r:gz") as tar:
         tar.extractall(root, filter="data")  # "data" filter: no absolute paths, no links out of root
+    stamp.write_text(sha256)
+
+
+def _open_cifar100(root: str, train: bool, transform):
+    """torchvision's CIFAR100 on an archive whose SHA-256 `assets` has already checked.
+
+    torchvision also checks each unpacked file's MD5 against the official ones; that would refuse an archive the
+    instructor vouched for through COURSE_ASSETS (e.g. the real-mode rehearsal's synthetic one), so it is skipped:
+    the whole archive was verified before it was unpacked.
+    """
+    from torchvision.datasets import CIFAR100  # imported late: torchvision is slow to import
+
+    class VerifiedCIFAR100(CIFAR100):
+        def _check_integrity(self) -> bool:
+            return True
+
+        def _load_meta(self) -> None:
+            with open(Path(self.root) / self.base_folder / self.meta["filename"], "rb") as f:
+                self.classes = pickle.load(f, encoding="latin1")[self.meta["key"]]
+            self.class_to_idx = {name: i for i, name in enumerate(self.classes)}
+
+    return VerifiedCIFAR100(root=root, train=train, download=False, transform=transform)
 
 
 def load_cifar100(train: bool = False, transform=None):
     """torchvision's CIFAR100 (`.classes`, `ds[i] -> (PIL image, label)`), fetched once into the cache.
 
-    In offline mode (COURSE_OFFLINE=1, or no network and no cached archive) it returns the toy world's
-    ToyShapes instead: the same interface, 100 classes, and a banner saying so.
+    In offline mode (COURSE_OFFLINE=1, or not cached and not downloadable) it returns the toy world's ToyShapes
+    instead: the same interface, 100 classes. `dataset.course_asset` (an `assets.Provenance`) says which it is.
 
     Taught in: notebook 03, "The course notes' zero-shot cells, one by one".
     """
     reason = "COURSE_OFFLINE=1"
     if not env.forced_offline():
         try:
-            archive = assets.fetch("cifar-100-python")  # cached and verified, or downloaded now
+            archive, provenance = assets.obtain("cifar-100-python")  # cached and verified, or downloaded now
         except assets.AssetUnavailable as err:
             reason = "not cached and no network" if env.is_offline() else f"download failed: {err}"
         else:
-            from torchvision.datasets import CIFAR100  # imported late: torchvision is slow to import
-
-            _extract_once(archive, archive.parent)
-            return CIFAR100(root=str(archive.parent), train=train, download=False, transform=transform)
-    env.announce_offline(f"load_cifar100() -> ToyShapes, the toy world's 100 colour x shape classes ({reason})")
-    return tw.ToyShapes(train=train, transform=transform)
+            _extract_once(archive, archive.parent, assets.get("cifar-100-python").sha256)
+            dataset = _open_cifar100(str(archive.parent), train, transform)
+            dataset.course_asset = replace(provenance, name="CIFAR-100")
+            return dataset
+    env.announce_substitution(f"load_cifar100() -> ToyShapes, the toy world's 100 colour x shape classes ({reason})")
+    dataset = tw.ToyShapes(train=train, transform=transform)
+    dataset.course_asset = assets.Provenance(False, "ToyShapes", "drawn", True, f"instead of CIFAR-100: {reason}")
+    return dataset
 
 
 # CIFAR-100's 20 superclasses ("coarse labels"), 5 fine classes each, as listed on the dataset's page.
@@ -107,6 +136,20 @@ def to_input(images_uint8: torch.Tensor) -> torch.Tensor:
     """
     x = images_uint8.float() / 255
     return (x - MEAN.to(x.device)[:, None, None]) / STD.to(x.device)[:, None, None]
+
+
+def model_view(image, preprocess):
+    """The PIL image as the model sees it: `preprocess`'s resizing and centre crop, without the normalisation.
+
+    Draw heatmaps on this, not on the photo squashed to a square: on a non-square photo the crop cuts the sides off,
+    and a map drawn on a stretched photo lands up to a few dozen pixels off. Works for clip's preprocess (a torchvision
+    Compose) and leaves an image alone for a preprocess with no resize or crop step.
+    Taught in: notebook 07, "Photos (real mode) and your own prompts".
+    """
+    for step in getattr(preprocess, "transforms", []):
+        if type(step).__name__ in ("Resize", "CenterCrop"):
+            image = step(image)
+    return image
 
 
 class Collate:

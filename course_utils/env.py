@@ -49,6 +49,15 @@ def is_offline() -> bool:
     return forced_offline() or not _network_reachable()
 
 
+def rehearsal_sized(n: int, small: int) -> int:
+    """`n`, or `small` when COURSE_FAST=1: the size knob of CI's real-mode rehearsal, which checks that every cell runs
+    at real shapes, not what the numbers are. Notebooks wrap their subset and scene counts in it.
+
+    Used by: notebooks 03 and 05-08, where they choose how many images or scenes to use.
+    """
+    return small if os.environ.get("COURSE_FAST", "").strip().lower() in {"1", "true", "yes", "on"} else n
+
+
 def in_colab() -> bool:
     """True when running inside Google Colab.
 
@@ -85,12 +94,28 @@ def seed_everything(seed: int = 0) -> None:
         torch.cuda.manual_seed_all(seed)
 
 
-def mode() -> str:
-    """"offline" or "real" for the course as a whole (models.load_clip may still fall back per asset).
+def is_real(loaded) -> bool:
+    """True if a loaded model or dataset is the real thing (openai CLIP / CIFAR-100, or a stand-in at their shapes),
+    False for ToyCLIP and the toy world. Reads the provenance the loaders attach (`.course_asset`), nothing else.
 
-    Used by: start_lesson (its result is each notebook's MODE) and banner.
+    Used by: mode and every notebook that picks its content per asset (REAL_MODEL, REAL_DATA).
     """
-    return "offline" if is_offline() else "real"
+    provenance = getattr(loaded, "course_asset", None)
+    if provenance is None:
+        raise ValueError(f"{type(loaded).__name__} carries no provenance: load it with course_utils.models.load_clip "
+                         "or course_utils.data.load_cifar100, which say where it came from.")
+    return provenance.real
+
+
+def mode(*loaded) -> str:
+    """"real", "offline" or "mixed": what the loaded models and datasets are (their provenance, not the network).
+
+    Used by: banner, whose return value each notebook keeps as MODE.
+    """
+    if not loaded:
+        raise ValueError("mode() needs the loaded model and/or dataset: it reports what was loaded, not the network.")
+    kinds = {is_real(x) for x in loaded}
+    return "mixed" if len(kinds) == 2 else ("real" if True in kinds else "offline")
 
 
 def _versions() -> str:
@@ -102,47 +127,51 @@ def _versions() -> str:
     return " · ".join(parts)
 
 
-def banner(mode_name: str | None = None, detail: str = "", uses_assets: bool = True) -> str:
-    """Print (and return) one line saying which mode, device and versions produced what follows.
+HEADLINES = {
+    "real": "REAL mode: openai CLIP and real data",
+    "offline": "OFFLINE mode: numbers below are about the course's ToyCLIP / toy world, not openai CLIP",
+    "mixed": "MIXED mode: part real, part toy; each number below is about the parts named here",
+    None: "this notebook needs no CLIP weights or datasets (same results in every mode)",
+}
 
-    `uses_assets=False` is for notebooks that need no CLIP weights or data (notebook 01): no mode to report.
 
-    Used by: start_lesson (every notebook's first code cell), announce_offline and preflight.
+def banner(*loaded) -> str | None:
+    """Print one line saying what produced the numbers that follow: the mode, each loaded asset with where it came
+    from (cache, download, bundled, local file) and whether its checksum was verified, the device and versions.
+
+    banner(model, dataset) returns the mode ("real", "offline" or "mixed"); banner() is for notebooks that load no
+    weights or data (01, 02) and returns None.
+    Used by: the setup cells of notebooks 03-08, right after loading; start_lesson for notebooks 01-02.
     """
-    mode_name = mode_name or ("n/a" if not uses_assets else mode())
-    if not uses_assets:
-        what = "this notebook needs no CLIP weights or datasets (same results in every mode)"
-    elif mode_name == "offline":
-        what = "OFFLINE mode: numbers below are about the course's ToyCLIP / toy world, not openai CLIP"
-    else:
-        what = "REAL mode: openai CLIP weights and real datasets"
+    kind = mode(*loaded) if loaded else None
+    headline = HEADLINES[kind]
+    if kind == "real" and not all(x.course_asset.verified for x in loaded):
+        headline = "REAL mode: real architectures and formats, from files the course could not verify (see each)"
+    parts = [f"[Inside CLIP] {headline}"] + [x.course_asset.describe() for x in loaded]
     where = "Colab" if in_colab() else "local"
-    line = f"[Inside CLIP] {what} · device {get_device()} · {_versions()} · {where}"
-    if detail:
-        line += f" · {detail}"
-    print(line)
-    return line
+    print(" · ".join(parts + [f"device {get_device()}", _versions(), where]))
+    return kind
 
 
-def start_lesson(seed: int = 0, uses_assets: bool = True) -> str:
-    """What every notebook's first code cell does: seed everything, print the banner, return the mode.
+def start_lesson(seed: int = 0, uses_assets: bool = True) -> None:
+    """What every notebook's first code cell does: seed everything (and, for a notebook that loads no CLIP weights
+    or datasets, print the banner). Notebooks that load assets print it after loading: `MODE = banner(model, data)`.
 
-    Returns "real" or "offline" (see `mode`), which the notebook keeps as MODE.
     Used by: the first code cell of every notebook (01 to 08), before section 1.
     """
     seed_everything(seed)
-    banner(uses_assets=uses_assets)
-    return mode()
+    if not uses_assets:
+        banner()
 
 
 _announced: set[str] = set()
 
 
-def announce_offline(what: str) -> None:
-    """Print the offline banner once per process for each substitution (e.g. ToyCLIP for ViT-B/32).
+def announce_substitution(what: str) -> None:
+    """Say once per process that a loader substituted the toy world for a real asset (e.g. ToyCLIP for ViT-B/32).
 
     Used by: data.load_cifar100 and models.load_clip, when they fall back to the toy world or ToyCLIP.
     """
     if what not in _announced:
         _announced.add(what)
-        banner("offline", detail=what)
+        print(f"[Inside CLIP] substitution: {what}")

@@ -64,7 +64,8 @@ def token_maps(model, images: torch.Tensor, text_embeddings: torch.Tensor, layer
     Used by: textspan_heatmap, toyclip.pointing_game and tests/test_decompose.py.
     """
     attn = decompose(model, images).select(layers, heads)  # [B, L', N, H', d]
-    scores = patch_scores(attn, F.normalize(text_embeddings.float(), dim=-1))  # [B, P, g²]
+    texts = text_embeddings.to(device=attn.device, dtype=torch.float32)  # texts may come from another device
+    scores = patch_scores(attn, F.normalize(texts, dim=-1))  # [B, P, g²]
     return upsample(to_grid(scores), images.shape[-1])
 
 
@@ -95,6 +96,8 @@ def overlay(image, heatmap, cmap: str = "jet", alpha: float = 0.5) -> np.ndarray
     """
     from matplotlib import colormaps
 
+    if isinstance(image, torch.Tensor):  # an image tensor [H, W, 3] on any device
+        image = image.detach().cpu().double().numpy()
     rgb = np.asarray(image, dtype=np.float64)
     rgb = rgb / 255.0 if rgb.max() > 1.0 else rgb
     h = heatmap.detach().cpu().float().numpy() if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap, float)

@@ -39,9 +39,11 @@ class ViTTrace:
 def patch_tokens(visual, images: torch.Tensor) -> torch.Tensor:
     """Images [B, 3, R, R] -> tokens after the patch conv, CLS, positional embedding and ln_pre: [B, N, D].
 
+    The images may be on any device (e.g. `preprocess` output on the CPU): they are moved to the model's.
     Taught in: notebook 04, "One residual block, by hand"; notebook 08, "LeGrad, step by step".
     """
-    x = visual.conv1(images.to(visual.conv1.weight.dtype))  # [B, D, g, g]: one D-vector per patch
+    weight = visual.conv1.weight
+    x = visual.conv1(images.to(device=weight.device, dtype=weight.dtype))  # [B, D, g, g]: one D-vector per patch
     x = rearrange(x, "b d gh gw -> b (gh gw) d")  # [B, g², D], patches in reading order
     cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)  # [B, 1, D]
     x = torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype)  # [B, N, D]

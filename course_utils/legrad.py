@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from .inside_vit import attention_heads, check_images, patch_tokens, trace_vit
+from .inside_vit import attention_heads, check_images, patch_tokens, run_blocks
 from .models import vit_visual
 from .zero_shot import accuracy
 
@@ -137,7 +137,8 @@ def legrad(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=Non
     check_prompts(text_embeddings, visual.proj.shape[1], "legrad")
     with torch.inference_mode(False), torch.enable_grad():  # callable from inside no_grad/inference_mode code
         batch = one_image(visual, image, "legrad").clone()
-        texts = F.normalize(text_embeddings.clone().to(visual.proj.dtype), dim=-1)  # [P, d]
+        texts = text_embeddings.clone().to(device=visual.proj.device, dtype=visual.proj.dtype)  # on the model's device
+        texts = F.normalize(texts, dim=-1)  # [P, d]
         P = len(texts)
         with torch.no_grad():
             x = patch_tokens(visual, batch)  # [1, N, D]
@@ -160,7 +161,8 @@ def legrad(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=Non
 
 
 @torch.no_grad()
-def readout_accuracy(model, images: torch.Tensor, labels: torch.Tensor, class_emb: torch.Tensor) -> dict:
+def readout_accuracy(model, images: torch.Tensor, labels: torch.Tensor, class_emb: torch.Tensor,
+                     batch_size: int = 32) -> dict:
     """LeGrad's premise, tested: zero-shot top-1 of each block's token-mean readout, next to the CLS embedding's.
 
     images [B, 3, R, R] (preprocessed), labels [B], class_emb [C, d] -> {"cls": acc, "token_mean": [acc per block]}.
@@ -168,6 +170,13 @@ def readout_accuracy(model, images: torch.Tensor, labels: torch.Tensor, class_em
     Taught in: notebook 08, "The measured table".
     """
     visual = vit_visual(model, "readout_accuracy")
-    trace = trace_vit(model, images)
-    return dict(cls=accuracy(trace.embedding, class_emb, labels),
-                token_mean=[accuracy(layer_score(visual, x), class_emb, labels) for x in trace.residuals[1:]])
+    cls, per_block = [], []
+    for lo in range(0, len(images), batch_size):  # streamed: one block of one batch in memory at a time
+        readouts = []
+        for *_, x in run_blocks(visual, images[lo: lo + batch_size], cls_only=True):
+            readouts.append(layer_score(visual, x))  # [b, d]
+        cls.append(visual.ln_post(x[:, 0]) @ visual.proj)  # [b, d]: what encode_image returns
+        per_block.append(torch.stack(readouts))  # [L, b, d]
+    cls, per_block = torch.cat(cls), torch.cat(per_block, dim=1)  # [B, d], [L, B, d]
+    class_emb = class_emb.to(cls.device)  # the classifier may have been built or saved elsewhere
+    return dict(cls=accuracy(cls, class_emb, labels), token_mean=[accuracy(r, class_emb, labels) for r in per_block])

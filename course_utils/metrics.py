@@ -4,6 +4,8 @@ Pointing game (Zhang et al., 2016, "Top-down neural attention by excitation back
 when its maximum lies on the object, within a small tolerance. The original protocol allows 15 px at ~224 px
 input; `tolerance_px` scales that to the image at hand (15 / 224 * 64 ≈ 4 px for the toy world, which is
 also half a ViT patch of 8 px: the map's own resolution). `tolerance_px=0` is the strict variant.
+
+Maps and masks may be numpy arrays or tensors on any device (a GPU model's maps need no `.cpu()` first).
 """
 from __future__ import annotations
 
@@ -24,8 +26,8 @@ def pointing_hit(heatmap, mask, tolerance_px: float = 0) -> bool:
 
     Taught in: notebook 07, "Absolute or relative?".
     """
-    h = heatmap.detach().cpu().numpy() if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap)
-    m = np.asarray(mask, dtype=bool)
+    h = _host(heatmap) if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap)
+    m = _as_bool(mask)
     if h.shape != m.shape:
         raise ValueError(f"pointing_hit: heatmap {h.shape} and mask {m.shape} differ; upsample the map first.")
     if not m.any():
@@ -38,8 +40,19 @@ def pointing_hit(heatmap, mask, tolerance_px: float = 0) -> bool:
 
 
 # ---- zero-shot segmentation (the ImageNet-Segmentation protocol used for TextSpan and LeGrad) ---------------
+def _host(x: torch.Tensor) -> np.ndarray:
+    """A tensor on any device -> numpy, same values (bfloat16, which numpy lacks, as float32)."""
+    x = x.detach().cpu()
+    return (x.float() if x.dtype == torch.bfloat16 else x).numpy()
+
+
 def _as_numpy(x) -> np.ndarray:
     return x.detach().cpu().float().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=np.float64)
+
+
+def _as_bool(x) -> np.ndarray:
+    """A mask or prediction (array, or tensor on any device) -> bool array; nonzero is True."""
+    return x.detach().cpu().bool().numpy() if isinstance(x, torch.Tensor) else np.asarray(x, dtype=bool)
 
 
 def binarize(heatmap) -> np.ndarray:
@@ -52,7 +65,7 @@ def binarize(heatmap) -> np.ndarray:
 
 
 def _binary_pair(predicted, mask, who: str) -> tuple[np.ndarray, np.ndarray]:
-    p, m = np.asarray(predicted, dtype=bool), np.asarray(mask, dtype=bool)
+    p, m = _as_bool(predicted), _as_bool(mask)
     if p.shape != m.shape:
         raise ValueError(f"{who}: prediction {p.shape} and mask {m.shape} differ; upsample the map first.")
     return p, m
@@ -85,7 +98,7 @@ def average_precision(heatmap, mask) -> float:
 
     Taught in: notebook 07, "Zero-shot segmentation, scored".
     """
-    h, m = _as_numpy(heatmap).ravel(), np.asarray(mask, dtype=bool).ravel()
+    h, m = _as_numpy(heatmap).ravel(), _as_bool(mask).ravel()
     if h.shape != m.shape:
         raise ValueError(f"average_precision: heatmap and mask sizes differ ({h.size} vs {m.size}).")
     if not m.any():

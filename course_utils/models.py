@@ -9,7 +9,10 @@ This is the one place the package imports openai's `clip` (the others use `model
 """
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass
+import os
+import warnings
+import zipfile
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 
 import clip  # openai-clip; course_utils/__init__ silences the pkg_resources warning it triggers
@@ -90,12 +93,26 @@ def random_clip(name: str, seed: int = 0) -> torch.nn.Module:
     return build(name, seed).eval()
 
 
+def is_torchscript_archive(path: Path) -> bool:
+    """True for a TorchScript archive (how openai ships CLIP), False for a plain torch.save file or anything else.
+
+    Used by: _read_checkpoint, so that torch.load is never handed an archive (it would warn, then fail).
+    """
+    try:
+        with zipfile.ZipFile(path) as archive:
+            return any(n.endswith("/constants.pkl") or "/code/" in n for n in archive.namelist())
+    except (OSError, zipfile.BadZipFile):
+        return False
+
+
 def _read_checkpoint(path: Path):
     """(state dict, architecture name or None) from a checkpoint file; None for openai's TorchScript archives."""
+    if is_torchscript_archive(path):  # clip.load reads those
+        return None, None
     try:
         sd = torch.load(path, map_location="cpu", weights_only=True)
-    except Exception:  # openai's TorchScript archives are not plain state dicts: clip.load reads those
-        return None, None
+    except Exception as err:
+        raise ValueError(f"{path} is not a CLIP checkpoint that torch can read ({type(err).__name__}: {err}).") from err
     arch = None
     if isinstance(sd, dict) and isinstance(sd.get("state_dict"), dict):
         arch = sd.get(ARCHITECTURE_KEY)
@@ -113,64 +130,103 @@ def _read_checkpoint(path: Path):
 
 
 def _load_checkpoint(path: Path, device: torch.device):
-    """clip.load for a local file, with clear errors for the files it cannot read."""
+    """clip.load for a local file, with clear errors for the files it cannot read -> (model, preprocess, architecture)."""
     sd, arch = _read_checkpoint(path)
     if sd is None:
         try:
-            return clip.load(str(path), device=device, jit=False)
+            with warnings.catch_warnings():  # torch 2.14 marks torch.jit.load, which clip.load calls, as deprecated
+                warnings.filterwarnings("ignore", message=".*torch.jit.load.* is deprecated", category=FutureWarning)
+                model, preprocess = clip.load(str(path), device=device, jit=False)
         except Exception as err:
             raise ValueError(f"{path} is not a CLIP checkpoint that torch can read ({type(err).__name__}: {err}).") from err
+        return (model.float() if device.type == "cpu" else model), preprocess, None
     model = clip.model.build_model(sd).to(device)  # what clip.load(..., jit=False) does with a state dict
     heads = ARCHITECTURES[arch].get("vision_heads") if arch else None
     if heads:  # build_model infers vision_width // 64 heads from the shapes; the marker says otherwise
         set_vision_heads(model, heads)
     if device.type == "cpu":
         model.float()
-    return model.eval(), clip.clip._transform(model.visual.input_resolution)
+    return model.eval(), clip.clip._transform(model.visual.input_resolution), arch
 
 
-def load_toyclip(device: str | torch.device | None = None):
+def course_model() -> str:
+    """The model the whole course uses: $COURSE_MODEL (ViT-B/32, ViT-B/16, ViT-L/14 or a checkpoint's path), else ViT-B/32.
+
+    Used by: load_clip, when a notebook calls it without a name.
+    """
+    return os.environ.get("COURSE_MODEL", "").strip() or "ViT-B/32"
+
+
+def load_toyclip(device: str | torch.device | None = None, detail: str = ""):
     """The course's bundled ToyCLIP (checksum-verified), with the same `(model, preprocess)` as clip.load.
 
+    `model.course_asset` says what it is; `detail` says what it stands in for, when it does.
     Used by: notebook 02, "The course's ToyCLIP: the same model as ViT-B/32, only smaller" (through load_clip).
     """
     device = torch.device(device) if device is not None else env.get_device()
-    return _load_checkpoint(assets.fetch("toyclip"), device)
+    path, provenance = assets.obtain("toyclip")
+    model, preprocess, _ = _load_checkpoint(path, device)
+    model.course_asset = replace(provenance, name=TOYCLIP, detail=detail)
+    return model, preprocess
 
 
-def load_clip(name: str = "ViT-B/32", device: str | torch.device | None = None):
+def load_clip(name: str | None = None, device: str | torch.device | None = None):
     """Return `(model, preprocess)` for an openai model name, "toy", or the path of a local checkpoint.
 
-    Real mode downloads an openai checkpoint once into the cache (see `assets`). In offline mode
-    (COURSE_OFFLINE=1, or no network and nothing cached) an openai name returns the bundled ToyCLIP
-    instead and prints a banner saying so. "toy" always returns ToyCLIP.
+    No name: the course's model, `course_model()` ($COURSE_MODEL, default ViT-B/32). Real mode downloads an
+    openai checkpoint once into the cache (see `assets`); cached, it needs no network. In offline mode
+    (COURSE_OFFLINE=1, or not cached and not downloadable) an openai name returns the bundled ToyCLIP instead.
+    `model.course_asset` (an `assets.Provenance`) says which of these happened; the banner reads it.
     Taught in: notebook 03, "The course notes' zero-shot cells, one by one".
     """
     device = torch.device(device) if device is not None else env.get_device()
-    name = str(name)
+    name = course_model() if name is None else str(name)
     if name.lower() in {"toy", "toyclip"}:
         return load_toyclip(device)
     if name in OPENAI_VIT_MODELS:
         reason = "COURSE_OFFLINE=1"
         if not env.forced_offline():
             try:
-                return _load_checkpoint(assets.fetch(name), device)  # cached and verified, or downloaded now
+                path, provenance = assets.obtain(name)  # cached and verified, or downloaded now
             except assets.AssetUnavailable as err:
                 reason = "not cached and no network" if env.is_offline() else f"download failed: {err}"
-        env.announce_offline(f"load_clip({name!r}) -> ToyCLIP ({reason})")
-        return load_toyclip(device)
+            else:
+                model, preprocess, _ = _load_checkpoint(path, device)
+                model.course_asset = provenance
+                return model, preprocess
+        env.announce_substitution(f"load_clip({name!r}) -> ToyCLIP ({reason})")
+        return load_toyclip(device, detail=f"instead of {name}: {reason}")
     path = Path(name).expanduser()
     looks_like_model_name = name.startswith(("ViT-", "RN"))
     if path.exists() or path.suffix in {".pt", ".pth", ".bin"} or (not looks_like_model_name and "/" in name):
         if not path.is_file():
             raise FileNotFoundError(
-                f"load_clip: no file at {path}. Check the path, or pass one of {OPENAI_VIT_MODELS}."
+                f"load_clip: no file at {path}. Check the path (COURSE_MODEL={os.environ.get('COURSE_MODEL', '')!r}), "
+                f"or pass one of {OPENAI_VIT_MODELS}."
             )
-        return _load_checkpoint(path, device)
+        model, preprocess, arch = _load_checkpoint(path, device)
+        model.course_asset = assets.Provenance(arch != TOYCLIP, f"{arch or 'CLIP'} from {path.name}", "local file",
+                                               False, str(path.resolve()))
+        return model, preprocess
     hint = " (a ResNet CLIP: this course studies the ViTs)" if name in clip.available_models() else ""
     raise ValueError(
         f"load_clip: unknown model {name!r}{hint}. Use one of {OPENAI_VIT_MODELS} or the path of a state dict."
     )
+
+
+def architecture_name(model) -> str:
+    """The name in ARCHITECTURES whose vision tower has this model's shapes ("ViT-B/32", "ToyCLIP", ...).
+
+    Raises a ValueError naming the shapes if none matches (a ViT the course has no entry for).
+    Used by: notebook 08, "The measured table" (to measure memory on fresh weights of the same shapes).
+    """
+    info = model_info(model)
+    for name, a in ARCHITECTURES.items():
+        if (a["vision_layers"], a["vision_width"], a["vision_patch_size"], a["image_resolution"], a["embed_dim"],
+                a.get("vision_heads", a["vision_width"] // 64)) == (info.layers, info.width, info.patch_size,
+                                                                   info.image_resolution, info.embed_dim, info.heads):
+            return name
+    raise ValueError(f"architecture_name: no entry of ARCHITECTURES has these shapes: {info}.")
 
 
 class NotAViT(TypeError, ValueError):

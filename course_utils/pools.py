@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import re
 import sys
-from pathlib import Path
 
 from . import assets
 from . import toyworld as tw
@@ -50,7 +49,8 @@ MATERIALS = """wood metal glass plastic stone brick concrete marble paper cardbo
 denim rubber ceramic porcelain steel iron copper bronze gold silver clay straw bamboo ice""".split()
 SHAPES = """round square rectangular triangular circular oval spherical cylindrical conical hexagonal star-shaped
 heart-shaped curved spiral pointed flat tall narrow wide long thin thick symmetrical angular""".split()
-COUNT_NOUNS = ["dogs", "cats", "people", "birds", "cars", "trees", "apples", "chairs", "flowers", "boats"]
+COUNT_NOUNS = {"dogs": "dog", "cats": "cat", "people": "person", "birds": "bird", "cars": "car", "trees": "tree",
+               "apples": "apple", "chairs": "chair", "flowers": "flower", "boats": "boat"}  # plural -> singular
 NUMBERS = ["one", "two", "three", "four", "five", "six", "many", "a few", "dozens of", "a pair of"]
 POSITIONS = ["on the left", "on the right", "in the center", "at the top", "at the bottom", "in the corner",
              "in the foreground", "in the background", "close to the camera", "far away"]
@@ -97,7 +97,7 @@ def _real() -> list[tuple[str, str]]:
     add("texture", ["a {} texture", "a {} surface", "something {}"], TEXTURES)
     add("material", ["an object made of {}", "a {} texture", "something made of {}"], MATERIALS)
     add("shape", ["a {} object", "a {} shape", "something {}"], SHAPES)
-    rows.extend((f"{n} {o}", "count") for n in NUMBERS for o in COUNT_NOUNS)
+    rows.extend((f"{n} {one if n == 'one' else many}", "count") for n in NUMBERS for many, one in COUNT_NOUNS.items())
     rows.extend((f"a {o} {p}", "position") for p in POSITIONS for o in ("dog", "person", "car", "tree", "building"))
     add("style", ["a {}", "a {} of a scene", "an image in the style of a {}"], STYLES)
     add("lighting", ["a photo in {}", "a scene lit by {}", "an image with {}"], LIGHTING)

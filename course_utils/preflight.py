@@ -1,13 +1,16 @@
 """Instructor pre-flight: `python -m course_utils.preflight` (make run).
 
 Executes every notebook top to bottom in a fresh kernel, writes the executed copies to build/executed/,
-and prints one row per notebook: notebook | mode | seconds | status. Exits 1 if any notebook failed.
-The mode is offline (ToyCLIP, toy data) unless real assets are available: cached, or downloadable now.
+and prints one row per notebook: notebook | mode | seconds | peak MB | status. Exits 1 if any notebook failed.
+The mode column is what each notebook's own banner said, that is, what it actually loaded: REAL (openai CLIP and
+CIFAR-100, cached or downloaded), OFFLINE (ToyCLIP and the toy world), MIXED (part of each), or n/a for the notebooks
+that load neither. Peak MB is the kernel's peak resident memory (Linux; blank elsewhere).
 """
 from __future__ import annotations
 
 import argparse
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -16,22 +19,13 @@ import nbformat
 from nbclient import NotebookClient
 from nbclient.exceptions import CellExecutionError, CellTimeoutError
 
-from . import assets, env
+from . import env
 from .exercises import ROOT, solution_notebooks
 
 BUILD = ROOT / "build" / "executed"
-
-
-def choose_mode() -> str:
-    """"real" if ViT-B/32 is cached or downloadable (and COURSE_OFFLINE is unset), else "offline".
-
-    Used by: make run (through main).
-    """
-    if env.forced_offline():
-        return "offline"
-    if assets.local_path("ViT-B/32").is_file() or not env.is_offline():  # fetch() verifies it when used
-        return "real"
-    return "offline"
+BANNER = re.compile(r"^\[Inside CLIP\] (REAL|OFFLINE|MIXED) mode|^\[Inside CLIP\] this notebook needs no CLIP", re.M)
+PEAK_TAG = "preflight-peak-memory"
+PEAK_CELL = "from course_utils.report import proc_status_kb\nprint('PEAK_KB', proc_status_kb('VmHWM'))"
 
 
 def _first_line(err: Exception) -> str:
@@ -42,13 +36,43 @@ def _first_line(err: Exception) -> str:
     return type(err).__name__
 
 
-def run_notebook(path: Path, mode: str, timeout: int) -> tuple[float, str]:
-    """Execute one notebook in a fresh kernel, save the executed copy -> (seconds, status).
+def outputs_text(nb) -> str:
+    """Every stream and text/plain output of an executed notebook, in order, as one string.
 
-    Used by: make run (through main).
+    Used by: banner_mode, run_notebook and the real-mode rehearsal (tests/test_real_mode.py).
+    """
+    parts = []
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            if out.get("output_type") == "stream":
+                parts.append(out.get("text", ""))
+            elif "text/plain" in out.get("data", {}):
+                parts.append(out["data"]["text/plain"])
+    return "\n".join(parts)
+
+
+def banner_mode(nb) -> str:
+    """"real", "offline", "mixed" or "n/a" from the first banner an executed notebook printed ("?" if none).
+
+    Used by: run_notebook, so the table reports what each notebook loaded, not what the network looked like.
+    """
+    match = BANNER.search(outputs_text(nb))
+    return (match.group(1) or "n/a").lower() if match else "?"
+
+
+def run_notebook(path: Path, timeout: int, environ: dict | None = None, save_to: Path | None = BUILD) -> dict:
+    """Execute one notebook in a fresh kernel (with `environ` applied to its environment) and save the executed copy.
+
+    Returns {notebook, mode, seconds, peak_mb, status, nb}.
+    Used by: make run (through main) and the real-mode rehearsal (tests/test_real_mode.py).
     """
     nb = nbformat.read(path, as_version=4)
+    probe = nbformat.v4.new_code_cell(PEAK_CELL, metadata={"tags": [PEAK_TAG]})
+    nb.cells.append(probe)
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
+    saved = dict(os.environ)
+    for key, value in (environ or {}).items():  # None removes a variable (e.g. COURSE_OFFLINE for a real-mode run)
+        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
     start = time.perf_counter()
     try:
         client.execute()
@@ -57,14 +81,21 @@ def run_notebook(path: Path, mode: str, timeout: int) -> tuple[float, str]:
         status = f"FAILED (a cell ran over {timeout}s): {_first_line(err)}"
     except CellExecutionError as err:
         status = f"FAILED: {_first_line(err)}"
-    seconds = time.perf_counter() - start
-    BUILD.mkdir(parents=True, exist_ok=True)
-    nbformat.write(nb, BUILD / path.name)
-    return seconds, status
+    finally:
+        seconds = time.perf_counter() - start
+        os.environ.clear()
+        os.environ.update(saved)
+    nb.cells.remove(probe)
+    peak = re.search(r"PEAK_KB (\d+)", "".join(o.get("text", "") for o in probe.get("outputs", [])))
+    if save_to is not None:
+        save_to.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, save_to / path.name)
+    return dict(notebook=path.name, mode=banner_mode(nb), seconds=seconds,
+                peak_mb=int(peak.group(1)) / 1024 if peak else None, status=status, nb=nb)
 
 
 def main(argv=None) -> int:
-    """python -m course_utils.preflight: run every notebook and print notebook | mode | seconds | status.
+    """python -m course_utils.preflight: run every notebook and print notebook | mode | seconds | peak MB | status.
 
     Used by: make run.
     """
@@ -72,25 +103,25 @@ def main(argv=None) -> int:
     parser.add_argument("--only", nargs="*", default=None, help="notebook name prefixes, e.g. 01 02")
     parser.add_argument("--timeout", type=int, default=900, help="seconds allowed per cell")
     args = parser.parse_args(argv)
-    mode = choose_mode()
-    if mode == "offline":
-        os.environ["COURSE_OFFLINE"] = "1"  # the kernels inherit it: one mode for the whole run
     os.environ.setdefault("MPLBACKEND", "module://matplotlib_inline.backend_inline")
     paths = [p for p in solution_notebooks() if not args.only or any(p.name.startswith(o) for o in args.only)]
-    env.banner(mode, detail=f"pre-flight of {len(paths)} notebook(s); executed copies in {BUILD.relative_to(ROOT)}/")
+    print(f"[Inside CLIP] pre-flight of {len(paths)} notebook(s) on {env.get_device()}; executed copies in "
+          f"{BUILD.relative_to(ROOT)}/. Each notebook's banner says what it loaded; the table repeats it.")
     rows = []
     for path in paths:
         print(f"running {path.name} ...", flush=True)
-        seconds, status = run_notebook(path, mode, args.timeout)
-        rows.append((path.name, mode, f"{seconds:.1f}", status))
-    header = ("notebook", "mode", "seconds", "status")
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
+        r = run_notebook(path, args.timeout)
+        peak = f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else ""
+        rows.append((r["notebook"], r["mode"], f"{r['seconds']:.1f}", peak, r["status"]))
+    header = ("notebook", "mode", "seconds", "peak MB", "status")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))
     print("\n" + line + "\n" + "-" * len(line))
     for row in rows:
         print("  ".join(c.ljust(w) for c, w in zip(row, widths)))
-    failed = [r for r in rows if r[3] != "ok"]
-    print(f"\n{len(rows) - len(failed)} of {len(rows)} notebooks ran cleanly in {mode} mode.")
+    failed = [r for r in rows if r[-1] != "ok"]
+    modes = sorted({r[1] for r in rows if r[1] != "n/a"})
+    print(f"\n{len(rows) - len(failed)} of {len(rows)} notebooks ran cleanly; modes seen: {', '.join(modes) or 'n/a'}.")
     return 1 if failed or not rows else 0
 
 

@@ -42,7 +42,7 @@ class TextSpanResult:
 
     def reconstruct(self, outputs: torch.Tensor) -> torch.Tensor:
         """[K, d] head outputs -> their reconstruction: the mean plus the part in the picked texts' span."""
-        centred = outputs.float() - self.mean
+        centred = outputs.to(self.mean.device).float() - self.mean
         return self.mean + (centred @ self.directions.T) @ self.directions
 
 
@@ -97,7 +97,7 @@ def textspan(outputs: torch.Tensor, text_embeddings: torch.Tensor, texts=None, n
     mean = data.mean(dim=0)  # [d]
     data = data - mean  # [K, d], centred: variances are about the spread, not the offset
     total = data.pow(2).sum()
-    pool = text_embeddings.double()
+    pool = text_embeddings.to(data.device).double()  # texts from the model's device, outputs usually on the CPU
     pool = restrict_to_top_directions(pool / pool.norm(dim=-1, keepdim=True), data, rank or default_rank(data.shape[1]))
     picked, explained, directions = [], [], []
     for _ in range(n_texts):
@@ -135,7 +135,7 @@ def replace_with_spans(contributions, spans: dict[tuple[int, int], TextSpanResul
     total = contributions.total()
     for (l, h), result in spans.items():
         original = contributions.heads[:, l, h].float()
-        total = total - original + result.reconstruct(original)
+        total = total - original + result.reconstruct(original).to(total.device)
     return total
 
 

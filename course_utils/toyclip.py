@@ -27,7 +27,7 @@ from .heatmaps import relative_to_prompts, token_maps
 from .metrics import pointing_hit, standard_tolerance
 from .models import ARCHITECTURE_KEY, TOYCLIP, build, clip, load_clip
 from .report import print_result
-from .zero_shot import cosine_logits, topk_accuracy, zero_shot_classifier
+from .zero_shot import cosine_logits, encode_text_short, topk_accuracy, zero_shot_classifier
 
 CHECKPOINT = assets.local_path("toyclip")  # data/toyclip.pt
 TRAIN_CONTEXT = 40  # captions are <= 38 tokens; causal text attention makes later positions irrelevant
@@ -49,28 +49,6 @@ def make_training_set(n: int, seed: int = 0, single_fraction: float = 0.5):
     tokens = clip.tokenize(captions)
     assert (tokens[:, TRAIN_CONTEXT:] == 0).all(), "a caption is longer than TRAIN_CONTEXT tokens"
     return torch.from_numpy(images), tokens[:, :TRAIN_CONTEXT].clone()
-
-
-def encode_text_short(model, tokens: torch.Tensor) -> torch.Tensor:
-    """model.encode_text on the first n positions only: identical result for captions shorter than n tokens.
-
-    Used by: train and tests/test_toyclip.py.
-    """
-    n = tokens.shape[1]
-    x = model.token_embedding(tokens) + model.positional_embedding[:n]
-    mask = model.build_attention_mask()[:n, :n].to(x.device)
-    blocks = model.transformer.resblocks
-    saved = [block.attn_mask for block in blocks]
-    x = x.permute(1, 0, 2)
-    try:  # the blocks read their mask from an attribute: swap it for the short one, and always put it back
-        for block in blocks:
-            block.attn_mask = mask
-            x = block(x)
-    finally:
-        for block, original in zip(blocks, saved):
-            block.attn_mask = original
-    x = model.ln_final(x.permute(1, 0, 2))
-    return x[torch.arange(x.shape[0]), tokens.argmax(dim=-1)] @ model.text_projection
 
 
 def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr: float = 1e-3, seed: int = 0,

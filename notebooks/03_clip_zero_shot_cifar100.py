@@ -43,12 +43,12 @@ import course_utils          # first: it silences a deprecation warning that `im
 import clip
 from course_utils.checks import check, assert_same
 from course_utils.data import load_cifar100, superclasses
-from course_utils.env import get_device, start_lesson
+from course_utils.env import banner, get_device, is_real, rehearsal_sized, start_lesson
 from course_utils.models import load_clip
 from course_utils.zero_shot import (CIFAR100_TEMPLATES, PROMPT_TEMPLATE, SINGLE_TEMPLATE, classify, evaluate_zero_shot,
-                                    example, most_confused, readable, zero_shot_classifier)
+                                    example, most_confused, readable, score_embeddings, zero_shot_classifier)
 
-MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
+start_lesson(seed=0)
 device = get_device()
 
 # %% [markdown]
@@ -59,9 +59,12 @@ device = get_device()
 # crops the centre, converts to RGB and normalises with CLIP's mean and standard deviation.
 
 # %% tags=["varies"]
-model, preprocess = load_clip("ViT-B/32", device)
+model, preprocess = load_clip(device=device)   # the course's model: ViT-B/32 unless COURSE_MODEL names another
 test_set = load_cifar100(train=False)
-print(f"{MODE} mode · {len(test_set)} test images · {len(test_set.classes)} classes, e.g. {test_set.classes[:4]}")
+MODE = banner(model, test_set)                  # what produced every number below, read from what was loaded
+REAL_MODEL, REAL_DATA = is_real(model), is_real(test_set)
+WHO = f"{model.course_asset.name} on {test_set.course_asset.name}"
+print(f"{WHO} · {len(test_set)} test images · {len(test_set.classes)} classes, e.g. {test_set.classes[:4]}")
 print("model input:", model.visual.input_resolution, "px")
 
 # %% [markdown]
@@ -102,7 +105,7 @@ text_features /= text_features.norm(dim=-1, keepdim=True)
 similarity = (100.0 * image_features @ text_features.T).softmax(dim=-1)   # [1, 100]
 values, indices = similarity[0].topk(5)
 
-print(f"Top predictions ({MODE} mode):")
+print(f"Top predictions ({WHO}):")
 for value, i in zip(values, indices):
     print(f"{test_set.classes[i]:>16s} : {100 * value.item():.2f}%")
 
@@ -158,13 +161,13 @@ check("zero_shot_probabilities", zero_shot_probabilities)
 
 # %% tags=["varies"]
 FAST = device.type == "cpu"
-subset = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:1000].tolist() if FAST else None
+subset = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:rehearsal_sized(1000, 100)].tolist() if FAST else None
 workers = 2 if device.type == "cuda" else 0
 
 single = zero_shot_classifier(model, test_set.classes, SINGLE_TEMPLATE)      # [100, 512]: one prompt per class
 print("classifier:", tuple(single.shape))
 result = evaluate_zero_shot(model, test_set, single, preprocess, batch_size=128, indices=subset, num_workers=workers)
-print(f"{MODE} mode, single prompt 'a photo of a {{}}.': top-1 {100 * result['top1']:.1f}%, "
+print(f"{WHO}, single prompt 'a photo of a {{}}.': top-1 {100 * result['top1']:.1f}%, "
       f"top-5 {100 * result['top5']:.1f}% on {result['n']} images")
 
 
@@ -195,6 +198,8 @@ check("ensemble_embeddings", ensemble_embeddings)
 # The 18 CIFAR-100 templates are the ones listed in the CLIP repository's `data/prompts.md`
 # ("a blurry photo of a {}.", "a black and white photo of the {}.", ...). `zero_shot_classifier` tokenises
 # C × T prompts, encodes them and calls the same ensemble as your function. Let's confirm that, and then evaluate.
+# Only the text side changes, so the images need not be encoded again: `evaluate_zero_shot` kept their embeddings,
+# and `score_embeddings` compares them with the new class embeddings.
 
 # %% tags=["varies"]
 print(len(CIFAR100_TEMPLATES), "templates, e.g.", CIFAR100_TEMPLATES[:3])
@@ -205,18 +210,18 @@ with torch.inference_mode():
 assert_same("your ensemble vs zero_shot_classifier (first 3 classes)", ensemble_embeddings(per_prompt), ensemble[:3], atol=1e-4)
 
 # %% tags=["varies"]
-result_ens = evaluate_zero_shot(model, test_set, ensemble, preprocess, batch_size=128, indices=subset, num_workers=workers)
+result_ens = score_embeddings(result["embeddings"], result["labels"], ensemble)   # the same images, encoded once
 
 rows = [("CLIP paper, ViT-B/32, 18-template ensemble (10,000 images)", "65.1"),
         ("openai/CLIP issue 153, single prompt 'a photo of a {}.'", "about 62"),
         ("openai/CLIP issue 204, 7-template ensemble", "64.58"),
-        (f"YOU, {MODE} mode, single prompt ({result['n']} images)", f"{100 * result['top1']:.1f}"),
-        (f"YOU, {MODE} mode, 18-template ensemble ({result_ens['n']} images)", f"{100 * result_ens['top1']:.1f}")]
+        (f"YOU, {WHO}, single prompt ({result['n']} images)", f"{100 * result['top1']:.1f}"),
+        (f"YOU, {WHO}, 18-template ensemble ({result_ens['n']} images)", f"{100 * result_ens['top1']:.1f}")]
 print(f"{'zero-shot top-1 on CIFAR-100':<66} {'%':>9}")
 for what, value in rows:
     print(f"{what:<66} {value:>9}")
-if MODE == "offline":
-    print("\nYour numbers are ToyCLIP on the toy world, not CLIP on CIFAR-100: compare the two YOU rows with each other,"
+if not (REAL_MODEL and REAL_DATA):
+    print(f"\nYour numbers are {WHO}, not CLIP ViT-B/32 on CIFAR-100: compare the two YOU rows with each other,"
           "\nnot with the published ones. (ToyCLIP was trained on one prompt, so an ensemble of photo templates may not help it.)")
 elif FAST:
     print("\nFAST = True: 1,000 of the 10,000 images, so expect a point or two of sampling noise around the published figures.")
@@ -257,7 +262,7 @@ order = acc.argsort()
 plt.figure(figsize=(6, 5))
 plt.barh([names[i] for i in order], 100 * acc[order])
 plt.axvline(100 * result_ens["top1"], color="k", ls="--", label="overall")
-plt.xlabel("top-1 accuracy (%)"); plt.title(f"per-superclass accuracy, {MODE} mode"); plt.legend(); plt.tight_layout(); plt.show()
+plt.xlabel("top-1 accuracy (%)"); plt.title(f"per-superclass accuracy, {WHO}"); plt.legend(); plt.tight_layout(); plt.show()
 
 
 # %% [markdown]

@@ -43,23 +43,24 @@ from einops import rearrange
 from course_utils import by_hand
 from course_utils.checks import check, assert_same
 from course_utils.data import load_cifar100
-from course_utils.env import start_lesson
+from course_utils.env import banner, start_lesson
 from course_utils.inside_vit import block_params, patch_tokens, trace_vit
 from course_utils.models import ARCHITECTURES, OPENAI_VIT_MODELS, load_clip, model_info
 from course_utils.zero_shot import example
 
-MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
+start_lesson(seed=0)
 device = torch.device("cpu")      # everything here is one image; the CPU keeps the checks in float32
 
 # %% tags=["varies"]
-model, preprocess = load_clip("ViT-B/32", device)
+model, preprocess = load_clip(device=device)   # the course's model: ViT-B/32 unless COURSE_MODEL names another
 model = model.float()
 visual = model.visual
 test_set = load_cifar100(train=False)
+MODE = banner(model, test_set)                  # what produced every number below, read from what was loaded
 image, label = example(test_set, 15)
 x = preprocess(image).unsqueeze(0)                      # [1, 3, R, R]
 info = model_info(model)
-print(f"{MODE} mode:", info)
+print(f"{model.course_asset.name}:", info)
 
 # %% [markdown]
 # ## 1 · `print(model)`, explained
@@ -373,7 +374,7 @@ with torch.no_grad():
     reference = model.encode_image(x)                                    # [1, embed_dim]
 scale = reference.abs().max()
 assert_same("ln_post(CLS) @ proj vs model.encode_image (relative)", mine / scale, reference / scale)
-print(f"image embedding: {tuple(mine.shape)} ({'ViT-B/32' if MODE == 'real' else 'ToyCLIP'}: embed_dim {info.embed_dim})")
+print(f"image embedding: {tuple(mine.shape)} ({model.course_asset.name}: embed_dim {info.embed_dim})")
 
 # %% [markdown]
 # Because the final CLS is a **sum** (the embedding, plus every attention block's output, plus every MLP's output), and

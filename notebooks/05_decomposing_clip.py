@@ -42,22 +42,24 @@ from course_utils import ablation
 from course_utils.checks import check, assert_same
 from course_utils.data import load_cifar100
 from course_utils.decompose import decompose, head_contributions
-from course_utils.env import get_device, start_lesson
+from course_utils.env import banner, get_device, rehearsal_sized, start_lesson
 from course_utils.inside_vit import trace_vit
 from course_utils.models import load_clip, model_info
 from course_utils.zero_shot import SINGLE_TEMPLATE, zero_shot_classifier
 
-MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
+start_lesson(seed=0)
 
 # %% tags=["varies"]
 device = get_device()
-model, preprocess = load_clip("ViT-B/32", "cpu")
-model = model.float()              # the exactness checks are in float32
+model, preprocess = load_clip(device="cpu")     # the course's model; on the CPU first: the exactness checks are float32
+model = model.float()
 visual = model.visual
 test_set = load_cifar100(train=False)
+MODE = banner(model, test_set)                  # what produced every number below, read from what was loaded
+WHO = f"{model.course_asset.name} on {test_set.course_asset.name}"
 info = model_info(model)
 images = torch.stack([preprocess(test_set[i][0]) for i in range(4)])      # [4, 3, R, R]
-print(f"{MODE} mode: L={info.layers} layers, H={info.heads} heads, N={info.grid ** 2 + 1} tokens, "
+print(f"{model.course_asset.name}: L={info.layers} layers, H={info.heads} heads, N={info.grid ** 2 + 1} tokens, "
       f"D={info.width}, d={info.embed_dim}")
 
 # %% [markdown]
@@ -227,7 +229,7 @@ x = torch.arange(info.layers)
 plt.figure(figsize=(7, 3))
 plt.bar(x - 0.2, layer_norms, 0.4, label="attention (all heads, all tokens)")
 plt.bar(x + 0.2, mlp_norms, 0.4, label="MLP at CLS")
-plt.xlabel("layer"); plt.ylabel("‖contribution‖ (normalised)"); plt.legend(); plt.title(f"direct contributions, {MODE} mode")
+plt.xlabel("layer"); plt.ylabel("‖contribution‖ (normalised)"); plt.legend(); plt.title(f"direct contributions, {WHO}")
 plt.tight_layout(); plt.show()
 
 
@@ -267,9 +269,9 @@ check("mean_ablated_sum", mean_ablated_sum)
 
 # %% tags=["varies"]
 FAST = device.type == "cpu"
-subset = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:1000].tolist() if FAST else range(len(test_set))
+subset = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:rehearsal_sized(1000, 100)].tolist() if FAST else range(len(test_set))
 data = torch.utils.data.Subset(test_set, subset)
-if MODE == "real" and device.type != "cpu":
+if device.type != "cpu":                        # the streaming pass is the slow part: use the GPU
     model = model.to(device)
 contrib = head_contributions(model, data, preprocess, batch_size=64)
 classifier = zero_shot_classifier(model, test_set.classes, SINGLE_TEMPLATE).cpu()
@@ -283,14 +285,14 @@ rows = [("nothing ablated", ablation.mean_ablate(contrib, classifier)),
         ("all CLS-to-CLS attention terms", ablation.mean_ablate(contrib, classifier, cls_layers=range(L))),
         (f"attention layers 0..{L - 3} (all but the last 2)", ablation.mean_ablate(contrib, classifier, attn_layers=range(L - 2))),
         ("the last 2 attention layers", ablation.mean_ablate(contrib, classifier, attn_layers=[L - 2, L - 1]))]
-print(f"zero-shot top-1 after mean-ablation ({MODE} mode, {len(contrib.labels)} images)")
+print(f"zero-shot top-1 after mean-ablation ({WHO}, {len(contrib.labels)} images)")
 for what, acc in rows:
     print(f"  {what:<48} {100 * acc:5.1f}%")
 curve = ablation.cumulative_layer_ablation(contrib, classifier)
 plt.figure(figsize=(6, 3))
 plt.plot(range(L + 1), [100 * a for a in curve], "o-")
 plt.xlabel("attention layers mean-ablated (0 .. k-1)"); plt.ylabel("top-1 (%)")
-plt.title(f"cumulative ablation from the first layer, {MODE} mode"); plt.grid(alpha=0.3); plt.tight_layout(); plt.show()
+plt.title(f"cumulative ablation from the first layer, {WHO}"); plt.grid(alpha=0.3); plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # What to read off, and what the paper found. In ViT-L/14 on ImageNet, Gandelsman et al. found that mean-ablating

@@ -32,29 +32,32 @@ if "google.colab" in sys.modules:
 
 # %% tags=["varies"]
 # TextSpan on the decomposition's per-head outputs, with a pool of descriptions to name each head.
-import torch
-import matplotlib.pyplot as plt
 import ipywidgets as widgets
+import matplotlib.pyplot as plt
+import torch
 
 from course_utils import ablation, pools, toyworld as tw
 from course_utils.checks import check
 from course_utils.data import load_cifar100
 from course_utils.decompose import head_contributions
-from course_utils.env import get_device, start_lesson
+from course_utils.env import banner, get_device, is_real, rehearsal_sized, start_lesson
 from course_utils.models import load_clip, model_info
 from course_utils.textspan import default_rank, property_shares, replace_with_spans, textspan, textspan_all
 from course_utils.zero_shot import SINGLE_TEMPLATE, accuracy, encode_texts, zero_shot_classifier
 
-MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
+start_lesson(seed=0)
 
 # %% tags=["varies"]
 device = get_device()
-model, preprocess = load_clip("ViT-B/32", device)
+test_set = load_cifar100(train=False)
+model, preprocess = load_clip(device=device)   # the course's model: ViT-B/32 unless COURSE_MODEL names another
 model = model.float()
+MODE = banner(model, test_set)                  # what produced every number below, read from what was loaded
+REAL_MODEL, REAL_DATA = is_real(model), is_real(test_set)
 info = model_info(model)
-texts, properties = pools.load_pool("real" if MODE == "real" else "toy")
+texts, properties = pools.load_pool("real" if REAL_MODEL else "toy")   # ToyCLIP knows only the toy world's words
 text_emb = encode_texts(model, texts).cpu()            # tokenise + encode in batches of 256
-print(f"{MODE} mode: {len(texts)} descriptions -> text embeddings {tuple(text_emb.shape)}")
+print(f"{model.course_asset.name}: {len(texts)} descriptions -> text embeddings {tuple(text_emb.shape)}")
 print("e.g.", texts[:3], "...")
 
 # %% [markdown]
@@ -63,15 +66,15 @@ print("e.g.", texts[:3], "...")
 
 # %% tags=["varies"]
 FAST = device.type == "cpu"
-if MODE == "real":
-    test_set = load_cifar100(train=False)
-    n = 1000 if FAST else len(test_set)
-    analysis_images = [test_set[i][0] for i in range(n)]
-else:
+ids = torch.randperm(len(test_set), generator=torch.Generator().manual_seed(0))[:rehearsal_sized(1000, 100)].tolist() if FAST else list(range(len(test_set)))
+labelled = head_contributions(model, torch.utils.data.Subset(test_set, ids), preprocess, batch_size=64)  # section 4 too
+if REAL_DATA:       # the same CIFAR-100 images serve both: one pass through the model, not two
+    contrib, analysis_images = labelled, [test_set[i][0] for i in ids]
+else:               # toy scenes with one to three objects, so that position and count vary too
     analysis_images = [s.image for s in tw.scenes(2000)]
-contrib = head_contributions(model, [(img, 0) for img in analysis_images], preprocess, batch_size=64)
+    contrib = head_contributions(model, [(img, 0) for img in analysis_images], preprocess, batch_size=64)
 L, H = info.layers, info.heads
-LATE = [L - 2, L - 1] if MODE == "offline" else list(range(L - 4, L))
+LATE = [L - 2, L - 1] if L <= 4 else list(range(L - 4, L))     # ToyCLIP's last 2 of 4 layers; a real ViT's last 4
 print(f"head outputs: {tuple(contrib.heads.shape)} = [images, layers, heads, d]; analysing layers {LATE}")
 
 
@@ -254,10 +257,7 @@ widgets.interact(browse, layer=widgets.IntSlider(value=L - 1, min=0, max=L - 1),
 # original model. The classes' images: CIFAR-100's test subset, or the toy world's single-object test set offline.
 
 # %% tags=["varies"]
-eval_set = load_cifar100(train=False)
-ids = torch.randperm(len(eval_set), generator=torch.Generator().manual_seed(0))[:1000].tolist()
-labelled = head_contributions(model, torch.utils.data.Subset(eval_set, ids), preprocess, batch_size=64)
-classifier = zero_shot_classifier(model, eval_set.classes, SINGLE_TEMPLATE).cpu()
+classifier = zero_shot_classifier(model, test_set.classes, SINGLE_TEMPLATE).cpu()   # `labelled`: the first cells
 late_heads = [(l, h) for l in LATE for h in range(H)]
 original = ablation.mean_ablate(labelled, classifier)
 ablated = ablation.mean_ablate(labelled, classifier, heads=late_heads)
@@ -266,7 +266,7 @@ kept = []
 for m in sizes:
     spans_m = textspan_all(labelled, text_emb, texts, layers=LATE, n_texts=m)
     kept.append(accuracy(replace_with_spans(labelled, spans_m), classifier, labelled.labels))
-print(f"{MODE} mode, {len(ids)} images, heads of layers {LATE} replaced:")
+print(f"{model.course_asset.name} on {test_set.course_asset.name}, {len(ids)} images, heads of layers {LATE} replaced:")
 print(f"  original model                 {100 * original:5.1f}%")
 print(f"  mean-ablated (0 texts)         {100 * ablated:5.1f}%")
 for m, acc in zip(sizes, kept):

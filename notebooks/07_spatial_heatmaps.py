@@ -42,24 +42,28 @@ from einops import rearrange
 from course_utils import toyworld as tw
 from course_utils.checks import check, assert_same
 from course_utils.decompose import decompose
-from course_utils.env import start_lesson
+from course_utils.data import model_view
+from course_utils.env import banner, get_device, is_real, rehearsal_sized, start_lesson
 from course_utils.heatmaps import overlay, textspan_heatmap
 from course_utils.metrics import average_precision, binarize, pixel_accuracy, pointing_hit, standard_tolerance
 from course_utils.models import ARCHITECTURES, load_clip, model_info, random_clip
 from course_utils.zero_shot import encode_texts, zero_shot_classifier
 
-MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
+start_lesson(seed=0)
+device = get_device()
 
 # %% tags=["varies"]
-model, preprocess = load_clip("ViT-B/32", "cpu")
+model, preprocess = load_clip(device=device)   # the course's model: ViT-B/32 unless COURSE_MODEL names another
 model = model.float()
+MODE = banner(model)                            # what produced every number below, read from what was loaded
+REAL_MODEL = is_real(model)                     # the scenes are always the toy world's: they come with masks
 info = model_info(model)
 SIZE = info.image_resolution                       # 224 for openai's ViTs, 64 for ToyCLIP
 CLASS_NAMES = [c.replace("_", " ") for c in tw.CLASSES]
 class_emb = zero_shot_classifier(model, tw.CLASSES)   # [100, d], unit length: "a photo of a red star."
-scenes = tw.scenes(200, n_objects=2, size=SIZE)     # two-object scenes with masks, the same for every learner
+scenes = tw.scenes(rehearsal_sized(200, 10), n_objects=2, size=SIZE)     # two-object scenes with masks, the same for every learner
 tolerance = standard_tolerance(SIZE)
-print(f"{MODE} mode: {info.layers} layers x {info.heads} heads, grid {info.grid}x{info.grid}, d = {info.embed_dim}; "
+print(f"{model.course_asset.name}: {info.layers} layers x {info.heads} heads, grid {info.grid}x{info.grid}, d = {info.embed_dim}; "
       f"{len(scenes)} scenes at {SIZE} px")
 
 # %% [markdown]
@@ -102,7 +106,7 @@ del b32
 
 # %% tags=["varies"]
 scene = scenes[0]
-image = preprocess(scene.image)                              # [3, SIZE, SIZE]
+image = preprocess(scene.image).to(device)                   # [3, SIZE, SIZE], where the model is
 names = [CLASS_NAMES[o.label] for o in scene.objects]
 with torch.no_grad():
     attn = decompose(model, image[None]).attn                # [1, L, N, H, d]
@@ -170,7 +174,7 @@ assert_same("critical line -> grid -> upsample == textspan_heatmap(relative=Fals
 label = scene.objects[0].label
 fig, axes = plt.subplots(1, 3, figsize=(9, 3))
 axes[0].imshow(scene.image); axes[0].set_title("scene")
-axes[1].imshow(grid_maps[0, label], cmap="jet"); axes[1].set_title(f"{info.grid}x{info.grid} grid")
+axes[1].imshow(grid_maps[0, label].cpu(), cmap="jet"); axes[1].set_title(f"{info.grid}x{info.grid} grid")
 axes[2].imshow(overlay(scene.image, maps[label])); axes[2].set_title(f"upsampled: '{CLASS_NAMES[label]}'")
 for ax in axes: ax.axis("off")
 plt.tight_layout(); plt.show()
@@ -256,21 +260,22 @@ def per_part_maps(s):
     return rearrange(up, "(l h) p y x -> l h p y x", l=info.layers)
 
 hits_layer, hits_head = np.zeros(info.layers), np.zeros(info.heads)
-for s in scenes[:60]:
+for s in scenes[:60]:                                    # 120 objects (fewer in the CI rehearsal)
     m = per_part_maps(s)
     for i, o in enumerate(s.objects):
         hits_layer += [pointing_hit(m[l, :, i].sum(0), o.mask, tolerance) for l in range(info.layers)]
         hits_head += [pointing_hit(m[-1, h, i], o.mask, tolerance) for h in range(info.heads)]
-per_layer, per_head = hits_layer / 120, hits_head / 120
+n_objects = 2 * len(scenes[:60])
+per_layer, per_head = hits_layer / n_objects, hits_head / n_objects
 m = per_part_maps(scene).sum(dim=1)                        # [L, 2, SIZE, SIZE]
 fig, axes = plt.subplots(1, info.layers + 1, figsize=(2.2 * (info.layers + 1), 2.4))
 axes[0].imshow(scene.image); axes[0].set_title(f"'{CLASS_NAMES[label]}'", fontsize=9)
 for l, ax in enumerate(axes[1:]):
     ax.imshow(overlay(scene.image, m[l, 0])); ax.set_title(f"layer {l}: {per_layer[l]:.2f}", fontsize=9)
 for ax in axes: ax.axis("off")
-plt.suptitle("relative map from one layer at a time (pointing game on 120 objects in the titles)", fontsize=10)
+plt.suptitle(f"relative map from one layer at a time (pointing game on {n_objects} objects in the titles)", fontsize=10)
 plt.tight_layout(); plt.show()
-print(f"last layer ({info.layers - 1}), one head at a time, pointing game on 120 objects:")
+print(f"last layer ({info.layers - 1}), one head at a time, pointing game on {n_objects} objects:")
 print("  " + "  ".join(f"H{h}: {p:.2f}" for h, p in enumerate(per_head)))
 
 
@@ -318,7 +323,7 @@ for s in scenes:
         pred = binarize(m[o.label])
         rows.append((pixel_accuracy(pred, o.mask), mean_iou(pred, o.mask), average_precision(m[o.label], o.mask)))
 acc, miou, ap = (100 * np.mean(col) for col in zip(*rows))
-print(f"{MODE} mode, TextSpan relative maps, {len(rows)} objects in {len(scenes)} two-object scenes:")
+print(f"{model.course_asset.name}, TextSpan relative maps, {len(rows)} objects in {len(scenes)} two-object scenes:")
 print(f"  pixel accuracy {acc:5.1f}   mIoU {miou:5.1f}   mAP {ap:5.1f}")
 print("  (ImageNet-Segmentation, ViT-H/14, for scale only: 75.2 / 54.5 / 81.6)")
 s = scenes[3]
@@ -340,7 +345,7 @@ plt.tight_layout(); plt.show()
 # toy world. Then a widget: type any prompt and see its map, relative to the 100 class prompts plus your own.
 
 # %% tags=["varies"]
-if MODE == "real":
+if REAL_MODEL:
     from PIL import Image
     from skimage import data as skdata
     photos = {"chelsea": (skdata.chelsea(), ["a cat", "a wall", "whiskers"]),
@@ -349,8 +354,8 @@ if MODE == "real":
     fig, axes = plt.subplots(3, 4, figsize=(10, 7.5))
     for row, (name, (pixels, prompts)) in zip(axes, photos.items()):
         photo = Image.fromarray(pixels).convert("RGB")
-        x = preprocess(photo)                                        # [3, 224, 224]
-        shown = np.asarray(photo.resize((224, 224)))
+        x = preprocess(photo)                                        # [3, 224, 224]: resized, then the centre cropped
+        shown = np.asarray(model_view(photo, preprocess))            # the same pixels, before normalisation
         m = textspan_heatmap(model, x, F.normalize(encode_texts(model, prompts), dim=-1))
         row[0].imshow(shown); row[0].set_title(name)
         for ax, p, mp in zip(row[1:], prompts, m):

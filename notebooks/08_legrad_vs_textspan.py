@@ -40,25 +40,28 @@ from einops import rearrange
 
 from course_utils import compare_maps as cm, toyworld as tw
 from course_utils.checks import check, assert_same
-from course_utils.env import start_lesson
+from course_utils.env import banner, get_device, is_real, rehearsal_sized, start_lesson
 from course_utils.heatmaps import overlay, textspan_heatmap
 from course_utils.inside_vit import patch_tokens, qkv_heads
 from course_utils.legrad import legrad
-from course_utils.models import load_clip, model_info
+from course_utils.models import architecture_name, load_clip, model_info
 
-MODE = start_lesson(seed=0)  # seeds, prints the banner, and says "real" or "offline"
+start_lesson(seed=0)
+device = get_device()
 
 # %% tags=["varies"]
-model, preprocess = load_clip("ViT-B/32", "cpu")
+model, preprocess = load_clip(device=device)   # the course's model: ViT-B/32 unless COURSE_MODEL names another
 model = model.float().eval()
+MODE = banner(model)                            # what produced every number below, read from what was loaded
+REAL_MODEL = is_real(model)                     # the scenes are always the toy world's: they come with masks
 visual, info = model.visual, model_info(model)
 SIZE = info.image_resolution
 CLASS_NAMES = [c.replace("_", " ") for c in tw.CLASSES]
 class_emb = cm.class_embeddings(model)                      # [100, d], unit length: "a photo of a red star", ...
 scene = tw.scenes(1, n_objects=2, size=SIZE)[0]
-image = preprocess(scene.image)                             # [3, SIZE, SIZE]
+image = preprocess(scene.image).to(device)                 # [3, SIZE, SIZE], where the model is
 labels = [o.label for o in scene.objects]
-print(f"{MODE} mode: {info.layers} blocks x {info.heads} heads; scene with", [CLASS_NAMES[l] for l in labels])
+print(f"{model.course_asset.name}: {info.layers} blocks x {info.heads} heads; scene with", [CLASS_NAMES[l] for l in labels])
 
 
 # %% [markdown]
@@ -257,8 +260,9 @@ plt.tight_layout(); plt.show()
 # is the same numbers as JSON. (Timings differ between machines and runs; the scores don't.)
 
 # %% tags=["varies"]
-results = cm.compare(model, n_scenes=cm.N_SCENES)
-print(f"{MODE} mode, {results['textspan']['objects']} objects in {cm.N_SCENES} two-object scenes:")
+n_scenes = rehearsal_sized(cm.N_SCENES, 5)
+results = cm.compare(model, n_scenes=n_scenes)
+print(f"{model.course_asset.name}, {results['textspan']['objects']} objects in {n_scenes} two-object scenes:")
 print(cm.table(results))
 ts, lg = results["textspan"]["seconds_per_map"], results["legrad_last2"]["seconds_per_map"]
 print(f"\ntime per map, TextSpan / LeGrad (last 2): {ts / lg:.2f}")
@@ -276,7 +280,8 @@ from course_utils.legrad import readout_accuracy
 from course_utils.zero_shot import SINGLE_TEMPLATE, zero_shot_classifier
 
 eval_set = load_cifar100(train=False)                     # CIFAR-100 in real mode, the toy test set offline
-ids = range(300)
+print("images:", eval_set.course_asset.describe())
+ids = range(rehearsal_sized(300, 20))
 acc = readout_accuracy(model, torch.stack([preprocess(eval_set[i][0]) for i in ids]),
                        torch.tensor([eval_set[i][1] for i in ids]),
                        zero_shot_classifier(model, eval_set.classes, SINGLE_TEMPLATE).cpu())
@@ -298,7 +303,7 @@ for l, a in enumerate(acc["token_mean"]):
 # ViT-B/32 with random weights: memory doesn't depend on the weights. Linux only; elsewhere it says so.
 
 # %% tags=["varies"]
-arch = "toy" if MODE == "offline" else "ViT-B/32"
+arch = architecture_name(model)                           # measured on fresh random weights of the same shapes
 for method in ("textspan", "legrad_last2", "legrad_all"):
     mb = cm.peak_memory_mb(method, arch, n_prompts=5)
     print(f"  {method:<13} " + (f"{mb:7.1f} MiB extra" if mb is not None else "not measurable on this OS"))
@@ -312,7 +317,7 @@ for method in ("textspan", "legrad_last2", "legrad_all"):
 # use the relative scores. Per scene: is the present object's peak higher than the absent class's peak?
 
 # %% tags=["varies"]
-wrong = cm.wrong_prompt_test(model, n_scenes=100)
+wrong = cm.wrong_prompt_test(model, n_scenes=rehearsal_sized(100, 5))
 for method, r in wrong.items():
     print(f"{method:<13} present object's peak higher in {100 * r['present_beats_absent']:5.1f}% of {r['scenes']} scenes; "
           f"absent/present peak ratio {r['absent_over_present_peak']:.2f}")
@@ -329,7 +334,7 @@ for ax, m, title, vmax in zip(axes[1:], [ts_maps[0], ts_maps[1], lg_raw[0], lg_r
                               [f"TextSpan '{CLASS_NAMES[pair[0]]}'", f"TextSpan '{CLASS_NAMES[absent]}'",
                                f"LeGrad raw '{CLASS_NAMES[pair[0]]}'", f"LeGrad raw '{CLASS_NAMES[absent]}'"],
                               [vmax_ts, vmax_ts, vmax_lg, vmax_lg]):
-    ax.imshow(m, cmap="jet", vmin=min(0, m.min().item()), vmax=vmax); ax.set_title(title, fontsize=8)
+    ax.imshow(m.cpu(), cmap="jet", vmin=min(0, m.min().item()), vmax=vmax); ax.set_title(title, fontsize=8)
 for ax in axes: ax.axis("off")
 plt.suptitle("same colour scale for both prompts of a method", fontsize=9)
 plt.tight_layout(); plt.show()

@@ -1,12 +1,13 @@
 
+import pytest
 import torch
 
-from course_utils import env
+from course_utils import assets, env
 
 
 def test_forced_offline(monkeypatch):
     monkeypatch.setenv("COURSE_OFFLINE", "1")
-    assert env.is_offline() and env.forced_offline() and env.mode() == "offline"
+    assert env.is_offline() and env.forced_offline()
     monkeypatch.setenv("COURSE_OFFLINE", "0")
     assert not env.forced_offline()
 
@@ -38,10 +39,26 @@ def test_seed_everything_repeats():
     assert torch.equal(a, torch.rand(4))
 
 
-def test_banner_names_mode_device_and_versions(monkeypatch, capsys):
-    monkeypatch.setenv("COURSE_OFFLINE", "1")
-    line = env.banner()
-    assert "OFFLINE" in line and "ToyCLIP" in line and str(env.get_device()) in line and torch.__version__ in line
-    assert capsys.readouterr().out.strip() == line
-    assert "needs no CLIP" in env.banner(uses_assets=False)
+class Loaded:
+    def __init__(self, real, name):
+        self.course_asset = assets.Provenance(real, name, "cache" if real else "bundled", True)
+
+
+def test_banner_names_mode_what_was_loaded_device_and_versions(capsys):
+    assert env.banner(Loaded(False, "ToyCLIP"), Loaded(False, "ToyShapes")) == "offline"
+    line = capsys.readouterr().out.strip()
+    assert line.startswith("[Inside CLIP] OFFLINE") and "ToyCLIP (bundled, SHA-256 verified)" in line
+    assert str(env.get_device()) in line and torch.__version__ in line
+    assert env.banner(Loaded(True, "ViT-B/32"), Loaded(True, "CIFAR-100")) == "real"
+    assert capsys.readouterr().out.startswith("[Inside CLIP] REAL mode")
+    assert env.banner(Loaded(True, "ViT-B/32"), Loaded(False, "ToyShapes")) == "mixed"
+    assert "MIXED" in capsys.readouterr().out
+    assert env.banner() is None and "needs no CLIP" in capsys.readouterr().out
     assert not env.in_colab()
+
+
+def test_mode_is_never_guessed():
+    with pytest.raises(ValueError, match="what was loaded, not the network"):
+        env.mode()
+    with pytest.raises(ValueError, match="carries no provenance"):
+        env.is_real(torch.nn.Linear(2, 2))

@@ -82,7 +82,8 @@ def test_openai_name_without_network_or_cache_falls_back_to_toyclip(monkeypatch,
     monkeypatch.setattr(env, "_network_reachable", lambda: False)
     model, _ = load_clip("ViT-L/14", device="cpu")
     assert model_info(model).grid == 8
-    assert "OFFLINE" in capsys.readouterr().out
+    assert "ToyCLIP" in capsys.readouterr().out
+    assert model.course_asset.real is False and "instead of ViT-L/14: not cached and no network" in model.course_asset.detail
 
 
 def test_failed_download_falls_back_with_the_reason_in_the_banner(monkeypatch, cache, online, capsys):
@@ -91,4 +92,5 @@ def test_failed_download_falls_back_with_the_reason_in_the_banner(monkeypatch, c
     model, _ = load_clip("ViT-B/16", device="cpu")
     assert model_info(model).grid == 8  # ToyCLIP
     out = capsys.readouterr().out
-    assert "OFFLINE" in out and "download failed" in out and "ToyCLIP" in out
+    assert "download failed" in out and "ToyCLIP" in out
+    assert not model.course_asset.real and model.course_asset.detail.startswith("instead of ViT-B/16: download failed")

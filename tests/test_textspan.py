@@ -78,6 +78,8 @@ def test_pools_are_built_by_the_script_and_sized():
     assert pools.main(["--check"]) == 0
     texts, props = pools.load_pool("real")
     assert 2500 <= len(texts) <= 3500 and len(set(texts)) == len(texts)
+    singular_after_one = [t for t in texts if t.startswith("one ") and t.split()[1].endswith("s")]
+    assert not singular_after_one and "one person" in texts and "two people" in texts, singular_after_one
     assert {"object", "animal", "place", "colour", "texture", "material", "shape", "count", "position", "style",
             "lighting", "weather", "mood"} <= set(props)
     toy, toy_props = pools.load_pool("toy")

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from course_utils import assets, contrastive, models, toyclip
+from course_utils import assets, contrastive, models, toyclip, zero_shot
 from course_utils import toyworld as tw
 from course_utils.data import pil_batch, to_input
 from course_utils.models import clip, load_clip, load_toyclip, model_info
@@ -40,9 +40,9 @@ def test_short_context_text_encoder_is_exact():
     masks = [block.attn_mask for block in model.transformer.resblocks]
     with torch.no_grad():
         full = model.encode_text(tokens)
-        short = toyclip.encode_text_short(model, tokens[:, : toyclip.TRAIN_CONTEXT])
+        short = zero_shot.encode_text_short(model, tokens[:, : toyclip.TRAIN_CONTEXT])
         with pytest.raises(RuntimeError):  # a failure half-way through must not leave the short masks behind
-            toyclip.encode_text_short(model, torch.zeros(2, 5, 3, dtype=torch.long))
+            zero_shot.encode_text_short(model, torch.zeros(2, 5, 3, dtype=torch.long))
     torch.testing.assert_close(short, full, atol=1e-5, rtol=1e-5)
     assert all(block.attn_mask is m for block, m in zip(model.transformer.resblocks, masks))
     torch.testing.assert_close(model.encode_text(tokens), full)
@@ -148,8 +148,8 @@ def test_offline_fallbacks_in_a_fresh_process():
     assert proc.returncode == 0, proc.stderr
     lines = proc.stdout.strip().splitlines()
     assert json.loads(lines[-1]) == dict(grid=8, classes=100, shapes=[[1, 64], [1, 64]])
-    banners = [line for line in lines if line.startswith("[Inside CLIP] OFFLINE")]
-    assert len(banners) == 2 and "ToyCLIP" in banners[0] and "ToyShapes" in banners[1]
+    notices = [line for line in lines if line.startswith("[Inside CLIP] substitution")]
+    assert len(notices) == 2 and "ToyCLIP" in notices[0] and "ToyShapes" in notices[1]
 
 
 def test_bundled_model_meets_the_acceptance_figures():
