@@ -40,6 +40,10 @@ class TextSpanResult:
     directions: torch.Tensor  # [m, d]: orthonormal directions, one per pick
     mean: torch.Tensor  # [d]: the head's mean output (kept by the reconstruction)
 
+    def first(self, m: int) -> "TextSpanResult":
+        """The result TextSpan gives with n_texts=m: greedy picks never look ahead, so it is this one's first m."""
+        return TextSpanResult(self.indices[:m], self.texts[:m], self.explained[:m], self.directions[:m], self.mean)
+
     def reconstruct(self, outputs: torch.Tensor) -> torch.Tensor:
         """[K, d] head outputs -> their reconstruction: the mean plus the part in the picked texts' span."""
         centred = outputs.to(self.mean.device).float() - self.mean
@@ -99,18 +103,24 @@ def textspan(outputs: torch.Tensor, text_embeddings: torch.Tensor, texts=None, n
     total = data.pow(2).sum()
     pool = text_embeddings.to(data.device).double()  # texts from the model's device, outputs usually on the CPU
     pool = restrict_to_top_directions(pool / pool.norm(dim=-1, keepdim=True), data, rank or default_rank(data.shape[1]))
+    # var_k(C_k . t) = t . (C^T C) t / (K - 1) for centred C: one [d, d] matrix replaces the [K, d] outputs, and
+    # removing a direction u from every output is G <- (I - uu^T) G (I - uu^T). Same picks as projection_variance.
+    gram = data.T @ data  # [d, d]
     picked, explained, directions = [], [], []
     for _ in range(n_texts):
-        variance = projection_variance(data, pool)  # [M]: spread of the head's outputs along each text
+        variance = ((pool @ gram) * pool).sum(dim=-1) / (len(data) - 1)  # [M]: spread of the outputs along each text
         if picked:
             variance[picked] = -1.0  # a removed text has ~zero length; never pick it twice
         j = int(variance.argmax())
         if pool[j].norm() < 1e-9:  # the restricted texts span at most `rank` directions, and all are used up
             break
-        directions.append(pool[j] / pool[j].norm())  # [d]
-        data, pool = remove_direction(data, pool[j]), remove_direction(pool, pool[j])
+        u = pool[j] / pool[j].norm()  # [d]
+        directions.append(u)
+        gu = gram @ u  # [d]
+        gram = gram - torch.outer(u, gu) - torch.outer(gu, u) + (u @ gu) * torch.outer(u, u)
+        pool = remove_direction(pool, pool[j])
         picked.append(j)
-        explained.append(float(1 - data.pow(2).sum() / total))
+        explained.append(float(1 - gram.trace() / total))
     names = [texts[j] for j in picked] if texts is not None else [str(j) for j in picked]
     return TextSpanResult(picked, names, explained, torch.stack(directions).float(), mean.float())
 

@@ -61,7 +61,8 @@ info = model_info(model)
 SIZE = info.image_resolution                       # 224 for openai's ViTs, 64 for ToyCLIP
 CLASS_NAMES = [c.replace("_", " ") for c in tw.CLASSES]
 class_emb = zero_shot_classifier(model, tw.CLASSES)   # [100, d], unit length: "a photo of a red star."
-scenes = tw.scenes(rehearsal_sized(200, 10), n_objects=2, size=SIZE)     # two-object scenes with masks, the same for every learner
+FAST = device.type == "cpu" and REAL_MODEL        # a 224-px ViT on a laptop CPU: 100 scenes instead of 200
+scenes = tw.scenes(rehearsal_sized(100 if FAST else 200, 10), n_objects=2, size=SIZE)  # with masks; the same for everyone
 tolerance = standard_tolerance(SIZE)
 print(f"{model.course_asset.name}: {info.layers} layers x {info.heads} heads, grid {info.grid}x{info.grid}, d = {info.embed_dim}; "
       f"{len(scenes)} scenes at {SIZE} px")
