@@ -22,12 +22,17 @@ NETWORK_CHECK_HOST = ("openaipublic.azureedge.net", 443)
 NETWORK_TIMEOUT_S = 3.0
 
 
+def _flag(name: str) -> bool:
+    """True when environment variable `name` is set to 1, true, yes or on (any case)."""
+    return os.environ.get(name, "").strip().lower() in {"1", "true", "yes", "on"}
+
+
 def forced_offline() -> bool:
     """True when the user (or CI) asked for offline mode with COURSE_OFFLINE=1.
 
     Used by: is_offline, assets.fetch, data.load_cifar100, models.load_clip and preflight.
     """
-    return os.environ.get("COURSE_OFFLINE", "").strip().lower() in {"1", "true", "yes", "on"}
+    return _flag("COURSE_OFFLINE")
 
 
 @lru_cache(maxsize=1)
@@ -55,7 +60,7 @@ def rehearsal_sized(n: int, small: int) -> int:
 
     Used by: notebooks 03 and 05-08, where they choose how many images or scenes to use.
     """
-    return small if os.environ.get("COURSE_FAST", "").strip().lower() in {"1", "true", "yes", "on"} else n
+    return small if _flag("COURSE_FAST") else n
 
 
 def in_colab() -> bool:

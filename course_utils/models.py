@@ -139,7 +139,7 @@ def _load_checkpoint(path: Path, device: torch.device):
                 model, preprocess = clip.load(str(path), device=device, jit=False)
         except Exception as err:
             raise ValueError(f"{path} is not a CLIP checkpoint that torch can read ({type(err).__name__}: {err}).") from err
-        return (model.float() if device.type == "cpu" else model), preprocess, None
+        return model, preprocess, None  # clip.load already made a CPU model float32
     model = clip.model.build_model(sd).to(device)  # what clip.load(..., jit=False) does with a state dict
     heads = ARCHITECTURES[arch].get("vision_heads") if arch else None
     if heads:  # build_model infers vision_width // 64 heads from the shapes; the marker says otherwise

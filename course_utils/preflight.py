@@ -72,7 +72,10 @@ def run_notebook(path: Path, timeout: int, environ: dict | None = None, save_to:
     client = NotebookClient(nb, timeout=timeout, kernel_name="python3", resources={"metadata": {"path": str(path.parent)}})
     saved = dict(os.environ)
     for key, value in (environ or {}).items():  # None removes a variable (e.g. COURSE_OFFLINE for a real-mode run)
-        os.environ.pop(key, None) if value is None else os.environ.__setitem__(key, value)
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
     start = time.perf_counter()
     try:
         client.execute()

@@ -51,7 +51,6 @@ _COARSE_OF_FINE = {fine: COARSE_LABEL_NAMES.index(coarse)
 
 _SIDE = 32  # CIFAR pictures are 32 x 32 RGB
 _FIXED_MTIME = 1_230_768_000  # 2009-01-01: tar and gzip headers carry this, so equal contents give equal archives
-_OPENAI_MODELS = course_models.OPENAI_VIT_MODELS
 
 
 def _replace_atomically(path: Path, write) -> None:
@@ -194,9 +193,9 @@ def write_rehearsal_cache(folder: str | Path, models: tuple[str, ...] = ("ViT-B/
     Used by: main (the CLI), tests/test_rehearsal.py and the real-mode rehearsal (tests/test_real_mode.py).
     """
     names = tuple(models)
-    unknown = [n for n in names if n not in _OPENAI_MODELS]
+    unknown = [n for n in names if n not in course_models.OPENAI_VIT_MODELS]
     if unknown:
-        raise ValueError(f"write_rehearsal_cache: {unknown[0]!r} is not one of openai's models {_OPENAI_MODELS}.")
+        raise ValueError(f"write_rehearsal_cache: {unknown[0]!r} is not one of openai's models {course_models.OPENAI_VIT_MODELS}.")
     folder = Path(folder).expanduser().resolve()
     folder.mkdir(parents=True, exist_ok=True)
     table_path = folder / CHECKSUMS_FILE
@@ -247,8 +246,8 @@ def main(argv: list[str] | None = None) -> int:
         prog="python -m course_utils.rehearsal",
         description="Write a stand-in real-mode cache (random CLIP weights, synthetic CIFAR-100) with no download.")
     parser.add_argument("folder", help="where to write it (becomes COURSE_CACHE); not your real cache")
-    parser.add_argument("--models", nargs="*", default=["ViT-B/32", "ViT-B/16"], choices=_OPENAI_MODELS,
-                        metavar="NAME", help=f"openai model names to stand in for (of {', '.join(_OPENAI_MODELS)})")
+    parser.add_argument("--models", nargs="*", default=["ViT-B/32", "ViT-B/16"], choices=course_models.OPENAI_VIT_MODELS,
+                        metavar="NAME", help=f"openai model names to stand in for (of {', '.join(course_models.OPENAI_VIT_MODELS)})")
     parser.add_argument("--n-test", type=int, default=1000, help="synthetic CIFAR-100 test pictures (default 1000)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the random weights and pictures (default 0)")
     args = parser.parse_args(argv)
