@@ -8,24 +8,37 @@ h and source tokens j:
 
 `ln_post` is not linear, but with the image's *own* mean μ and standard deviation σ it is:
     ln_post(r) = γ ⊙ (r − μ(r)) / σ(r) + β,   and r − μ(r) is linear in r.
-So each part p maps to  (p − mean(p)) / σ · γ @ proj,  with σ taken from the full residual. The constant β @ proj
-is split evenly over all parts, and each layer's out-projection bias evenly over its tokens and heads. The parts
-then sum to `encode_image` exactly (up to float rounding).
+Each layer's out-projection bias b_O is split evenly over its N tokens × H heads. What is left is a choice: who
+"owns" the subtracted mean μ and the constant β. Two conventions, both exact (the parts sum to `encode_image`):
 
-Folding (why this costs little more than a forward pass): centring, γ and proj are one matrix
-G = (γ ⊙ proj) − mean over rows, [D, d], and W_O,h @ G is one matrix per head, [d_h, d]. Each head's
-value vectors go through that once, instead of every [D] contribution going through ln_post and proj.
+- `convention="paper"` (the default): the convention of the authors' code (`prs_hook.py` in
+  yossigandelsman/clip_text_span). The residual has 2L + 1 terms (embedding, L attention layers, L MLPs); each
+  takes 1/(2L+1) of the *total* mean μ and of β (an attention layer's share split again over N·H). So a part p
+  maps to  ((p − μ/(2L+1)/(N·H)) ⊙ γ / σ + β/(2L+1)/(N·H)) @ proj  (without the N·H for the 2L+1 terms).
+  tests/test_decompose.py checks every per-token, per-head and MLP term against fixtures made with their code.
+- `convention="centred"`: every part is centred by its *own* mean, (p − mean(p)) ⊙ γ / σ @ proj, and β @ proj is
+  split evenly over all L·N·H + L + 1 parts. A part's term then depends on that part alone (and the shared σ).
 
-Two conventions:
-- unnormalised (`normalize=False`): the parts sum to `model.encode_image(images)`;
+They differ only along γ @ proj and β @ proj (3-5% of a part's norm on a random ViT-B/16). The default is the
+authors' because every figure the course compares with the paper must be computed the way the paper computed it;
+notebook 05 ("Two ways to share the mean") puts the two side by side.
+
+Folding (why this costs little more than a forward pass): γ and proj (and, centred, the centring) are one matrix
+G [D, d], and W_O,h @ G is one matrix per head, [d_h, d]. Each head's value vectors go through that once, instead
+of every [D] contribution going through ln_post and proj.
+
+Scale:
+- unnormalised (`normalize=False`): the parts sum to `model.encode_image(images)` (norm ≈ 10-30 in real CLIP);
 - normalised (`normalize=True`): every part is divided by the norm of the whole embedding, so the parts sum to
-  the *unit* embedding that zero-shot classification compares with texts. This is the convention of the paper's
-  code, which divides the projected contributions by the norm of the image representation.
+  the *unit* embedding that zero-shot classification compares with texts. The authors' code does this too.
 """
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
+from pathlib import Path
 
+import numpy as np
 import torch
 from einops import rearrange
 from torch.utils.data import DataLoader
@@ -80,12 +93,29 @@ def fold_ln_proj(weight: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:
     return scaled - scaled.mean(dim=0, keepdim=True)  # subtracting the mean of p = subtracting the row mean of G
 
 
-def folded_readout(visual) -> tuple[torch.Tensor, torch.Tensor]:
-    """G [D, d] (see fold_ln_proj), so  ln_post-linear(p) @ proj = p @ G / σ;  and the constant β @ proj [d].
+CONVENTIONS = ("paper", "centred")  # who owns ln_post's mean and β: see the module docstring
 
+
+def check_convention(convention: str, caller: str) -> str:
+    """Return `convention` if it is one of CONVENTIONS; otherwise a ValueError that names the caller and the choices.
+
+    Used by: decompose, head_contributions, token_maps and textspan (the `convention=` argument).
+    """
+    if convention not in CONVENTIONS:
+        raise ValueError(f"{caller}: convention={convention!r} is not one of {CONVENTIONS}; "
+                         f"'paper' follows the authors' code, 'centred' centres each part by its own mean.")
+    return convention
+
+
+def folded_readout(visual, convention: str = "paper") -> tuple[torch.Tensor, torch.Tensor]:
+    """G [D, d], so that a part p reads out as p @ G / σ (plus its share of the constants); and β @ proj [d].
+
+    paper: G = γ ⊙ proj (the mean is shared out separately); centred: G = fold_ln_proj(γ, proj) (centring folded in).
     Used by: decompose and head_contributions (G and β @ proj of notebook 05, "Folding: why this is cheap").
     """
-    return fold_ln_proj(visual.ln_post.weight, visual.proj), visual.ln_post.bias @ visual.proj
+    weight, proj = visual.ln_post.weight, visual.proj
+    G = weight[:, None] * proj if convention == "paper" else fold_ln_proj(weight, proj)  # [D, d]
+    return G, visual.ln_post.bias @ proj
 
 
 def linearised_layer_norm(parts: torch.Tensor, residual: torch.Tensor, weight: torch.Tensor,
@@ -130,39 +160,51 @@ def _sigma(residual: torch.Tensor, eps: float) -> torch.Tensor:
     return torch.sqrt(residual.var(dim=-1, unbiased=False) + eps)
 
 
-def _readout_scales(visual, final_cls: torch.Tensor, embedding: torch.Tensor, beta: torch.Tensor, n_parts: int,
-                    normalize: bool):
-    """The per-image bookkeeping every part shares. final_cls [B, D], embedding [B, d], beta [d] ->
-    scale [B, 1] = 1 / (σ · ‖embedding‖), part_beta [B, d] = one part's share of β @ proj (over the norm too),
-    norm [B, 1] (ones when normalize=False)."""
-    sigma = _sigma(final_cls.float(), visual.ln_post.eps)[:, None]  # [B, 1]: the image's own σ
+def _part_constants(visual, G: torch.Tensor, beta: torch.Tensor, final_cls: torch.Tensor, embedding: torch.Tensor,
+                    shape: tuple[int, int, int], normalize: bool, convention: str):
+    """The per-image bookkeeping every part shares. final_cls [B, D], embedding [B, d], shape (L, N, H) ->
+    scale [B, 1] = 1 / (σ · ‖embedding‖); attn_const [B, d], one (layer, token, head) part's share of the constants;
+    mlp_const [B, d], one embedding/MLP term's share; norm [B, 1] (ones when normalize=False)."""
+    L, N, H = shape
+    final_cls = final_cls.float()
+    sigma = _sigma(final_cls, visual.ln_post.eps)[:, None]  # [B, 1]: the image's own σ
     norm = embedding.norm(dim=-1, keepdim=True) if normalize else torch.ones_like(sigma)  # [B, 1]
-    return 1 / (sigma * norm), beta / n_parts / norm, norm
+    scale = 1 / (sigma * norm)
+    if convention == "centred":  # β @ proj split evenly over every part; the centring is already inside G
+        share = beta / (L * N * H + L + 1) / norm  # [B, d]
+        return scale, share, share, norm
+    # paper: the 2L + 1 terms each take 1/(2L+1) of  −μ γ/σ @ proj + β @ proj;  an attention layer's, over N·H
+    mu = final_cls.mean(dim=-1, keepdim=True)  # [B, 1]: the image's own mean
+    term = (beta / norm - mu * scale * G.sum(dim=0)) / (2 * L + 1)  # [B, d]; G.sum(0) = γ @ proj
+    return scale, term / (N * H), term, norm
 
 
 @torch.no_grad()
-def decompose(model, images: torch.Tensor, normalize: bool = False) -> Decomposition:
+def decompose(model, images: torch.Tensor, normalize: bool = False, convention: str = "paper") -> Decomposition:
     """Every direct contribution to `model.encode_image(images)`: attention [B, L, N, H, d] and MLP [B, L+1, d].
 
+    `normalize`: divide by ‖embedding‖ (the authors' scale). `convention`: "paper" or "centred" (module docstring).
     Taught in: notebook 05, "Folding: why this is cheap"; notebook 07, "The critical line, with the real shapes".
     """
+    check_convention(convention, "decompose")
     visual = getattr(model, "visual", model)
     trace = trace_vit(model, images, cls_only=True)  # only the CLS row of attention is needed
-    G, beta = folded_readout(visual)
+    G, beta = folded_readout(visual, convention)
     L, (B, N, _) = len(trace.values), trace.residuals[0].shape
     H, d = trace.values[0].shape[1], G.shape[1]
-    # ln_post's 1/σ (and 1/‖embedding‖ if normalised); the constant β @ proj split over every part
-    scale, part_beta, norm = _readout_scales(visual, trace.final_cls, trace.embedding, beta, L * N * H + L + 1, normalize)
+    # ln_post's 1/σ (and 1/‖embedding‖ if normalised); each part's share of the constants (μ and β, or β alone)
+    scale, attn_const, mlp_const, norm = _part_constants(visual, G, beta, trace.final_cls, trace.embedding, (L, N, H),
+                                                        normalize, convention)
     # Stored head-major so each layer is one batched matmul written in place; `attn` is a permuted view.
     store = torch.empty(L, H, B * N, d, dtype=G.dtype, device=G.device)
     for l, (block, probs, v) in enumerate(zip(visual.transformer.resblocks, trace.attn_probs, trace.values)):
         weighted = probs[:, :, 0, :, None] * v * scale[:, :, None, None]  # [B, H, N, d_h]: p[CLS, j] v_j / σ
-        const = (block.attn.out_proj.bias @ G) / (N * H) * scale + part_beta  # [B, d]: bias + β shares
+        const = (block.attn.out_proj.bias @ G) / (N * H) * scale + attn_const  # [B, d]: bias + constant shares
         const = const.repeat_interleave(N, dim=0)  # [B·N, d]
         torch.baddbmm(const, rearrange(weighted, "b h n k -> h (b n) k"), head_readouts(block, G), out=store[l])
     attn = rearrange(store, "l h (b n) d -> b l n h d", b=B)  # [B, L, N, H, d] (a view, no copy)
     mlp_terms = torch.stack([trace.residuals[0][:, 0]] + [m[:, 0] for m in trace.mlp_out], dim=1)  # [B, L+1, D]
-    mlp = mlp_terms @ G * scale[:, :, None] + part_beta[:, None]  # [B, L + 1, d]
+    mlp = mlp_terms @ G * scale[:, :, None] + mlp_const[:, None]  # [B, L + 1, d]
     embedding = trace.embedding / norm
     return Decomposition(attn, mlp, embedding)
 
@@ -185,29 +227,35 @@ class HeadContributions:
 
 @torch.no_grad()
 def head_contributions(model, data, preprocess=None, batch_size: int = 16, normalize: bool = True,
-                       fp16: bool = False, num_workers: int = 0, progress: bool = True) -> HeadContributions:
+                       fp16: bool = False, num_workers: int = 0, progress: bool = True, convention: str = "paper",
+                       store=None) -> HeadContributions:
     """Stream `data` through the model, keeping only token-summed per-head outputs and the MLP terms.
 
     `data` is a dataset of (PIL image, label) with `preprocess`, or any iterable of (images [B,3,R,R], labels [B])
     batches (e.g. a DataLoader). Per-token tensors exist for one block of one batch at a time (the forward pass
     needs them anyway): each head's CLS row is folded into its values before anything is projected.
-    Default `normalize=True` is the paper's convention (see the module docstring).
+    Default `normalize=True` is the authors' scale; `convention` as in `decompose` (see the module docstring).
+    `store`: a folder. Each batch is then appended to files there and the result is read back from disk
+    (numpy memmaps, see `load_head_contributions`), so resident memory does not grow with the number of images:
+    ViT-B/32 keeps 12 x 12 x 512 numbers per image, 29 GB for 50,000 images in float32.
 
     Taught in: notebook 05, "Mean-ablation"; notebook 06, "How much do the words keep?".
     """
+    check_convention(convention, "head_contributions")
     visual = getattr(model, "visual", model)
     device = next(model.parameters()).device
     if preprocess is not None:
         data = DataLoader(data, batch_size=batch_size, num_workers=num_workers, collate_fn=Collate(preprocess))
-    G, beta = folded_readout(visual)
+    G, beta = folded_readout(visual, convention)
     readouts = [head_readouts(block, G) for block in visual.transformer.resblocks]  # L x [H, d_h, d]
     out_bias = [block.attn.out_proj.bias @ G for block in visual.transformer.resblocks]  # L x [d]
     L, H, N = len(readouts), readouts[0].shape[0], visual.positional_embedding.shape[0]
-    store = torch.float16 if fp16 else torch.float32
+    dtype = torch.float16 if fp16 else torch.float32
     dataset = getattr(data, "dataset", None)
     total = len(dataset) if dataset is not None else None  # known: preallocate, so the result is never copied
+    disk = _DiskStore(store) if store is not None else None
     result, chunks, filled = None, [], 0
-    for images, labels in tqdm(data, desc="head contributions", disable=not progress):
+    for images, labels in tqdm(data, desc="head contributions", disable=not progress, total=_batches(data)):
         images = images.to(device)
         B = images.shape[0]
         pooled, self_terms, mlp_terms = [], [], []  # small per-layer pieces; nothing per-token is kept
@@ -218,22 +266,82 @@ def head_contributions(model, data, preprocess=None, batch_size: int = 16, norma
             self_terms.append(probs[:, :, 0, 0, None] * v[:, :, 0])  # [B, H, d_h]: the j = CLS term alone
             mlp_terms.append(mlp_out[:, 0])
         embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]
-        scale, part_beta, _ = _readout_scales(visual, x[:, 0], embedding, beta, L * N * H + L + 1, normalize)
+        scale, attn_const, mlp_const, _ = _part_constants(visual, G, beta, x[:, 0], embedding, (L, N, H), normalize,
+                                                          convention)
         heads = torch.stack([torch.einsum("bhk,hkd->bhd", p, M) + b / H for p, M, b in zip(pooled, readouts, out_bias)], 1)
-        heads = heads * scale[:, :, None, None] + N * part_beta[:, None, None]  # [B, L, H, d]
+        heads = heads * scale[:, :, None, None] + N * attn_const[:, None, None]  # [B, L, H, d]: N tokens' shares
         cls = torch.stack([torch.einsum("bhk,hkd->bd", t, M) + b / N for t, M, b in zip(self_terms, readouts, out_bias)], 1)
-        cls = cls * scale[:, :, None] + H * part_beta[:, None]  # [B, L, d]
-        mlp = torch.stack(mlp_terms, dim=1) @ G * scale[:, :, None] + part_beta[:, None]  # [B, L + 1, d]
-        batch = (heads.to(store).cpu(), cls.to(store).cpu(), mlp.to(store).cpu(), torch.as_tensor(labels).cpu())
+        cls = cls * scale[:, :, None] + H * attn_const[:, None]  # [B, L, d]: H heads' shares
+        mlp = torch.stack(mlp_terms, dim=1) @ G * scale[:, :, None] + mlp_const[:, None]  # [B, L + 1, d]
+        batch = (heads.to(dtype).cpu(), cls.to(dtype).cpu(), mlp.to(dtype).cpu(), torch.as_tensor(labels).cpu())
         del x_in, probs, v, mlp_out, x, pooled, self_terms, mlp_terms, images  # free this batch before the next
-        if total is None:
+        if disk is not None:
+            disk.append(batch)
+        elif total is None:
             chunks.append(batch)
-            continue
-        if result is None:
-            result = [torch.empty((total,) + t.shape[1:], dtype=t.dtype) for t in batch]
-        for whole, part in zip(result, batch):
-            whole[filled: filled + B] = part
-        filled += B
+        else:
+            if result is None:
+                result = [torch.empty((total,) + t.shape[1:], dtype=t.dtype) for t in batch]
+            for whole, part in zip(result, batch):
+                whole[filled: filled + B] = part
+            filled += B
+    if disk is not None:
+        return disk.finish()
     if total is None:
         result = [torch.cat(parts) for parts in zip(*chunks)]
     return HeadContributions(*result)
+
+
+def _batches(data):
+    """len(data) for a DataLoader or list of batches (the progress bar's total); None for other iterables."""
+    try:
+        return len(data)
+    except TypeError:
+        return None
+
+
+FIELDS = ("heads", "cls", "mlp", "labels")  # HeadContributions' tensors, one file each in a store folder
+
+
+class _DiskStore:
+    """Appends each batch's tensors to one raw file per field; `finish` writes meta.json and reads them back."""
+
+    def __init__(self, folder):
+        self.folder = Path(folder)
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.files = {name: open(self.folder / f"{name}.bin", "wb") for name in FIELDS}
+        self.meta = {}
+
+    def append(self, batch) -> None:
+        for name, t in zip(FIELDS, batch):
+            t = t.contiguous()
+            entry = self.meta.setdefault(name, dict(dtype=str(t.numpy().dtype), shape=[0, *t.shape[1:]]))
+            entry["shape"][0] += t.shape[0]
+            self.files[name].write(t.numpy().tobytes())  # written through: nothing accumulates in this process
+
+    def finish(self) -> HeadContributions:
+        for f in self.files.values():
+            f.close()
+        if not self.meta:
+            raise ValueError(f"head_contributions: the data had no batches; nothing was written to {self.folder}.")
+        (self.folder / "meta.json").write_text(json.dumps(self.meta, indent=1))
+        return load_head_contributions(self.folder)
+
+
+def load_head_contributions(folder) -> HeadContributions:
+    """The HeadContributions that `head_contributions(..., store=folder)` wrote, read lazily from disk.
+
+    Each tensor wraps a copy-on-write numpy memmap: pages are read when used and can be dropped again by the OS,
+    and changing a value never changes the file.
+
+    Taught in: notebook 05, "Mean-ablation".
+    """
+    folder = Path(folder)
+    meta_file = folder / "meta.json"
+    if not meta_file.exists():
+        raise FileNotFoundError(f"load_head_contributions: {meta_file} not found; run "
+                                f"head_contributions(..., store={str(folder)!r}) first.")
+    meta = json.loads(meta_file.read_text())
+    tensors = [torch.from_numpy(np.memmap(folder / f"{name}.bin", dtype=meta[name]["dtype"], mode="c",
+                                          shape=tuple(meta[name]["shape"]))) for name in FIELDS]
+    return HeadContributions(*tensors)

@@ -211,7 +211,8 @@ exercise(
     restrict_to_top_directions,
     lambda: [(_rand(5, 6, seed=86) - 0.5, _rand(40, 6, seed=87) * torch.tensor([5.0, 3, 1, 0.5, 0.2, 0.1]), 2),
              (lambda outputs, texts: (texts, outputs, 3))(*_planted_head(88))],
-    notes="centre the outputs first; torch.linalg.svd(...).Vh[:rank] are the top directions; project with basis.T @ basis",
+    notes="SVD of the outputs as they are (no centring, as in the authors' code); torch.linalg.svd(...).Vh[:rank] are "
+          "the top directions; project with basis.T @ basis",
 )
 exercise(
     "projection_variance",
@@ -229,7 +230,8 @@ exercise(
     "textspan_greedy",
     greedy_indices,
     lambda: [(*_planted_head(94), 3, 4), (*_planted_head(95), 2, 8)],
-    notes="normalise texts, restrict them, then repeat: pick argmax variance, remove its direction from BOTH outputs and texts",
+    notes="normalise texts, restrict them with the uncentred outputs, centre the outputs, then repeat: pick argmax "
+          "variance, remove its direction from BOTH outputs and texts",
 )
 
 

@@ -7,6 +7,13 @@ The critical line, for a decomposition `attn` [B, L, N, H, d] (layers, source to
 `patch_scores` is that line (for every image); `to_grid` puts the g² patches back on their g x g grid (7x7 for ViT-B/32,
 14x14 for B/16, 16x16 for L/14, 8x8 for ToyCLIP), `upsample` stretches the grid to the image, and `relative_to_prompts`
 subtracts the mean over prompts. `textspan_heatmap` chains them for one image.
+
+Scale. A map's value at a pixel is a dot product of a patch's summed contributions with a unit text embedding.
+- `normalize=False` (the default here): contributions in `encode_image`'s own scale, so a map sums (over patches,
+  before upsampling) to the patches' share of the image-text dot product. Real CLIP's embeddings have norm ≈ 10-30.
+- `normalize=True`: the authors' scale (their demo divides by the embedding's norm): the same maps divided by
+  ‖embedding‖, so they read as shares of the *cosine* similarity that zero-shot classification uses.
+`convention` ("paper" or "centred") is passed to `decompose`: who owns ln_post's mean and β (notebook 05).
 """
 from __future__ import annotations
 
@@ -58,20 +65,25 @@ def relative_to_prompts(maps: torch.Tensor) -> torch.Tensor:
 
 
 @torch.no_grad()
-def token_maps(model, images: torch.Tensor, text_embeddings: torch.Tensor, layers=None, heads=None) -> torch.Tensor:
+def token_maps(model, images: torch.Tensor, text_embeddings: torch.Tensor, layers=None, heads=None,
+               normalize: bool = False, convention: str = "paper") -> torch.Tensor:
     """Direct-effect heatmaps: [B, P, H_img, W_img] for P text embeddings (image tokens only, CLS dropped).
 
+    Scale: dot products with unit texts of contributions in encode_image's scale (normalize=False) or divided by
+    ‖embedding‖ (normalize=True, the authors'); see the module docstring.
     Used by: textspan_heatmap, toyclip.pointing_game and tests/test_decompose.py.
     """
-    attn = decompose(model, images).select(layers, heads)  # [B, L', N, H', d]
+    attn = decompose(model, images, normalize=normalize, convention=convention).select(layers, heads)  # [B, L', N, H', d]
     texts = text_embeddings.to(device=attn.device, dtype=torch.float32)  # texts may come from another device
     scores = patch_scores(attn, F.normalize(texts, dim=-1))  # [B, P, g²]
     return upsample(to_grid(scores), images.shape[-1])
 
 
 def textspan_heatmap(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=None, heads=None,
-                     relative: bool = True) -> torch.Tensor:
+                     relative: bool = True, normalize: bool = False, convention: str = "paper") -> torch.Tensor:
     """image [3, R, R] (preprocessed), text_embeddings [P, d] -> [P, R, R].
+
+    relative=True subtracts the mean over the P prompts. Scale: as token_maps (normalize=True: the authors' scale).
 
     Taught in: notebook 07, "From patches to a picture".
     """
@@ -85,7 +97,7 @@ def textspan_heatmap(model, image: torch.Tensor, text_embeddings: torch.Tensor, 
         raise ValueError(f"textspan_heatmap: text_embeddings must be [P, d] with P >= 1; got {tuple(text_embeddings.shape)}.")
     if image.ndim != 3:
         raise ValueError(f"textspan_heatmap: one image [3, R, R] please; got {tuple(image.shape)}.")
-    maps = token_maps(model, image[None], text_embeddings, layers, heads)[0]  # [P, R, R]
+    maps = token_maps(model, image[None], text_embeddings, layers, heads, normalize, convention)[0]  # [P, R, R]
     return relative_to_prompts(maps) if relative else maps
 
 

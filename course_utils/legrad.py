@@ -127,7 +127,8 @@ def min_max(maps: torch.Tensor) -> torch.Tensor:
 def legrad(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=None, normalize: bool = True) -> torch.Tensor:
     """LeGrad maps for one preprocessed image [3, R, R] and P text embeddings [P, d] -> [P, R, R] in [0, 1].
 
-    normalize=False skips the final min-max step and returns the summed relevance itself (notebook 08 uses it to
+    Scale: normalize=True (LeGrad's own, as in the paper and legrad-torch) min-max scales each map to [0, 1].
+    normalize=False skips that step and returns the summed relevance itself (notebook 08 uses it to
     ask whether a prompt for something absent gives a weaker map: min-max scaling hides that).
     Taught in: notebook 08, "LeGrad, step by step"; notebook 08, "Does a wrong prompt give a weak map?".
     """

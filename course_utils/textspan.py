@@ -1,13 +1,25 @@
 """TextSpan (Gandelsman et al., ICLR 2024): describe what an attention head writes, with a few texts.
 
 For one head we have its direct contributions over K images, C [K, d] (from `head_contributions`), and a pool
-of M text embeddings T [M, d]. The greedy algorithm, as the paper describes it:
+of M text embeddings T [M, d]. The greedy algorithm (the paper's Algorithm 1, its section 4.1):
 
-1. Keep only the text directions the head can express: project T onto the top-r right singular vectors of
-   the (centred) head outputs.  T <- T V_r^T V_r.
-2. Repeat m times: score every text by the variance, over images, of the head outputs projected onto it,
-   var_k(C_k . t_j); pick the best text; remove its (unit) direction u from the head outputs and from every
-   remaining text (C <- C - (C u) u^T, T <- T - (T u) u^T), so the next pick explains something new.
+1. Keep only the text directions the head can express: project the (unit) texts onto the top-r right singular
+   vectors of the head outputs.  T <- T V_r^T V_r.
+2. Repeat m times: score every text by the variance, over images, of the centred head outputs projected onto it,
+   var_k(C_k . t_j); pick the best text; remove its direction u from the head outputs and from every remaining
+   text (C <- C - (C u) u^T, T <- T - (T u) u^T), so the next pick explains something new.
+
+Two conventions for step 1, as in `decompose`:
+- `convention="paper"` (the default): the SVD of the *uncentred* outputs, as the authors' code does
+  (`replace_with_iterative_removal` in compute_complete_text_set.py of yossigandelsman/clip_text_span). Its picks
+  equal theirs, same texts in the same order (tests/test_textspan.py, against fixtures made with their code).
+- `convention="centred"`: the SVD of the centred outputs, the directions the head *varies* along.
+
+The rank r. The authors' default is r = 80 for every model: the width of one head of OpenCLIP ViT-H-14 (the
+paper's main model, 1280 / 16). A head of ViT-B/16 or B/32 (768 / 12 = 64) writes at most 64 directions, so 16 of
+those 80 are rounding noise, and then a 1e-6 change of the outputs changes the picks of almost every head. Here
+the default r is the head outputs' numerical rank, capped at 80 (`default_rank`); notebook 06, "Checking the
+authors' default", measures both.
 
 The picked directions are orthonormal, so the head's outputs projected onto their span are its *TextSpan
 reconstruction*; `explained` is the share of the head's variance that span captures after each pick.
@@ -23,8 +35,8 @@ import torch
 
 from . import pools
 from . import toyworld as tw
-from .decompose import head_contributions
-from .models import load_toyclip
+from .decompose import CONVENTIONS, check_convention, folded_readout, head_contributions, head_readouts
+from .models import build, load_toyclip
 from .zero_shot import encode_texts
 
 
@@ -50,14 +62,26 @@ class TextSpanResult:
         return self.mean + (centred @ self.directions.T) @ self.directions
 
 
-def restrict_to_top_directions(texts: torch.Tensor, outputs: torch.Tensor, rank: int) -> torch.Tensor:
-    """texts [M, d] projected onto the top-`rank` right singular vectors of the centred outputs [K, d].
+def restrict_to_top_directions(texts: torch.Tensor, outputs: torch.Tensor, rank: int, centre: bool = False) -> torch.Tensor:
+    """texts [M, d] projected onto the top-`rank` right singular vectors of the outputs [K, d].
 
+    centre=False takes the SVD of the outputs as they are (the authors' code); centre=True subtracts their mean first.
     Taught in: notebook 06, "The algorithm".
     """
-    centred = outputs - outputs.mean(dim=0, keepdim=True)
-    basis = torch.linalg.svd(centred, full_matrices=False).Vh[:rank]  # [r, d]
+    basis = _top_directions(outputs, centre)[0][:rank]  # [r, d]
     return texts @ basis.T @ basis
+
+
+def _top_directions(outputs: torch.Tensor, centre: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    """Vh [min(K, d), d] and the singular values S of the outputs (centred first if `centre`)."""
+    data = outputs - outputs.mean(dim=0, keepdim=True) if centre else outputs
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # a [K, d] SVD gains nothing from threads, and with one of 2 cores busy elsewhere the
+    try:  # threaded LAPACK call took 7.6 s instead of 0.03 s (300 x 512, measured on the course's 2-core machine)
+        _, S, Vh = torch.linalg.svd(data, full_matrices=False)
+    finally:
+        torch.set_num_threads(threads)
+    return Vh, S
 
 
 def projection_variance(outputs: torch.Tensor, texts: torch.Tensor) -> torch.Tensor:
@@ -77,19 +101,44 @@ def remove_direction(x: torch.Tensor, direction: torch.Tensor) -> torch.Tensor:
     return x - (x @ u)[..., None] * u
 
 
-def default_rank(d: int) -> int:
-    """The paper keeps 80 of CLIP's 512 or 768 dimensions; for narrower models keep the same share of d.
+PAPER_RANK = 80  # the authors' --w_ov_rank: one head's width in OpenCLIP ViT-H-14 (1280 / 16 heads)
 
-    Taught in: notebook 06, "The algorithm".
+
+def numerical_rank(singular_values: torch.Tensor, input_dtype: torch.dtype = torch.float32, size: int = 512) -> int:
+    """How many singular values stand above rounding noise: σ_i > σ_1 · eps(input dtype) · sqrt(size).
+
+    `input_dtype` is the precision the outputs were computed and stored in (float32 noise is ~1e-7 of σ_1, fp16 ~1e-3),
+    `size` is max(K, d).
+
+    Taught in: notebook 06, "Checking the authors' default".
     """
-    return 80 if d >= 512 else max(4, round(80 * d / 512))
+    tol = singular_values[0] * torch.finfo(input_dtype).eps * size ** 0.5
+    return int((singular_values > tol).sum())
+
+
+def default_rank(outputs: torch.Tensor, centre: bool = False) -> int:
+    """The rank TextSpan keeps by default: the outputs' numerical rank, and never more than the authors' 80.
+
+    Taught in: notebook 06, "Checking the authors' default".
+    """
+    return _capped_rank(_top_directions(outputs.double(), centre)[1], outputs)
+
+
+def _capped_rank(singular_values: torch.Tensor, outputs: torch.Tensor) -> int:
+    """min(80, numerical rank) for these singular values of `outputs` (its dtype sets the noise level)."""
+    dtype = outputs.dtype if outputs.is_floating_point() else torch.float32
+    return min(PAPER_RANK, numerical_rank(singular_values, dtype, max(outputs.shape)))
 
 
 def textspan(outputs: torch.Tensor, text_embeddings: torch.Tensor, texts=None, n_texts: int = 5,
-             rank: int | None = None) -> TextSpanResult:
+             rank: int | None = None, convention: str = "paper") -> TextSpanResult:
     """Greedy TextSpan for one head. outputs [K, d] (images), text_embeddings [M, d] -> the n_texts best texts.
 
-    Returns fewer than n_texts only if the texts, restricted to `rank` directions, have nothing left to explain.
+    `rank`: how many singular directions of the outputs the texts are restricted to (default: `default_rank`).
+    `convention`: "paper" (SVD of the uncentred outputs, as the authors' code) or "centred" (module docstring).
+    The texts are made unit-length first (the authors' pools are). Returns fewer than n_texts only if the
+    restricted texts have nothing left to explain.
+
     Taught in: notebook 06, "The algorithm".
     """
     if outputs.ndim != 2 or text_embeddings.ndim != 2 or outputs.shape[1] != text_embeddings.shape[1]:
@@ -97,43 +146,97 @@ def textspan(outputs: torch.Tensor, text_embeddings: torch.Tensor, texts=None, n
                          f"got {tuple(outputs.shape)} and {tuple(text_embeddings.shape)}.")
     if not 1 <= n_texts <= len(text_embeddings):
         raise ValueError(f"textspan: n_texts={n_texts} must be between 1 and the pool size ({len(text_embeddings)}).")
-    data = outputs.double()
+    check_convention(convention, "textspan")
+    if rank is not None and rank < 1:
+        raise ValueError(f"textspan: rank={rank} must be at least 1 (or None for the default, the numerical rank).")
+    data = outputs.detach().double()
+    pool = text_embeddings.detach().to(data.device).double()  # texts from the model's device, outputs usually on the CPU
+    Vh, S = _top_directions(data, centre=convention == "centred")  # one SVD: the basis and the numerical rank
+    rank = _capped_rank(S, outputs) if rank is None else rank
+    basis = Vh[:rank]  # [r, d]
+    # Everything below lives inside the r kept directions: a text is its r coordinates there ([M, r], this is
+    # restrict_to_top_directions), and the picks, being restricted texts, never leave that span either.
+    coords = (pool / pool.norm(dim=-1, keepdim=True)) @ basis.T  # [M, r]
     mean = data.mean(dim=0)  # [d]
     data = data - mean  # [K, d], centred: variances are about the spread, not the offset
-    total = data.pow(2).sum()
-    pool = text_embeddings.to(data.device).double()  # texts from the model's device, outputs usually on the CPU
-    pool = restrict_to_top_directions(pool / pool.norm(dim=-1, keepdim=True), data, rank or default_rank(data.shape[1]))
-    # var_k(C_k . t) = t . (C^T C) t / (K - 1) for centred C: one [d, d] matrix replaces the [K, d] outputs, and
+    remaining = data.pow(2).sum()  # the head's total variance (times K - 1), shrinking as picks explain it
+    total = remaining
+    # var_k(C_k . t) = t . (C^T C) t / (K - 1) for centred C: one [r, r] matrix replaces the [K, d] outputs, and
     # removing a direction u from every output is G <- (I - uu^T) G (I - uu^T). Same picks as projection_variance.
-    gram = data.T @ data  # [d, d]
+    inside = data @ basis.T  # [K, r]
+    gram = inside.T @ inside  # [r, r]
     picked, explained, directions = [], [], []
     for _ in range(n_texts):
-        variance = ((pool @ gram) * pool).sum(dim=-1) / (len(data) - 1)  # [M]: spread of the outputs along each text
+        variance = ((coords @ gram) * coords).sum(dim=-1) / (len(data) - 1)  # [M]: the outputs' spread along each text
         if picked:
             variance[picked] = -1.0  # a removed text has ~zero length; never pick it twice
         j = int(variance.argmax())
-        if pool[j].norm() < 1e-9:  # the restricted texts span at most `rank` directions, and all are used up
+        if coords[j].norm() < 1e-9:  # the restricted texts span at most `rank` directions, and all are used up
             break
-        u = pool[j] / pool[j].norm()  # [d]
-        directions.append(u)
-        gu = gram @ u  # [d]
+        u = coords[j] / coords[j].norm()  # [r]
+        directions.append(u @ basis)  # [d]
+        gu = gram @ u  # [r]
+        remaining = remaining - u @ gu  # removing u takes away exactly the variance along it
         gram = gram - torch.outer(u, gu) - torch.outer(gu, u) + (u @ gu) * torch.outer(u, u)
-        pool = remove_direction(pool, pool[j])
+        coords = remove_direction(coords, coords[j])
         picked.append(j)
-        explained.append(float(1 - gram.trace() / total))
+        explained.append(float(1 - remaining / total))
     names = [texts[j] for j in picked] if texts is not None else [str(j) for j in picked]
     return TextSpanResult(picked, names, explained, torch.stack(directions).float(), mean.float())
 
 
+def random_head_outputs(name: str = "ViT-B/16", layers=(10, 11), K: int = 300, seed: int = 0) -> list[torch.Tensor]:
+    """Outputs [K, d] of every head of `layers` of a random openai ViT, in the paper's convention, without images.
+
+    A head's token-summed output is (its pooled values) @ W_O,h (γ ⊙ proj) / σ + constant shares (decompose), so
+    random pooled values [K, d_h] with a decaying spectrum, through the model's real W_O,h (γ ⊙ proj), a per-image
+    1/σ and an offset, have the rank structure of a real head. 300 images through a ViT-B/16 would take a minute on
+    a CPU; this takes a second.
+
+    Taught in: notebook 06, "Checking the authors' default".
+    """
+    visual = build(name, seed).visual.float()
+    G, beta = folded_readout(visual, "paper")
+    g = torch.Generator().manual_seed(seed)
+    heads = []
+    with torch.no_grad():
+        for l in layers:
+            readouts = head_readouts(visual.transformer.resblocks[l], G)  # [H, d_h, d]
+            width = readouts.shape[1]
+            for R in readouts:
+                pooled = torch.randn(K, width, generator=g) * torch.exp(-torch.arange(width) / 20)  # [K, d_h]
+                inv_sigma = 1 + 0.1 * torch.rand(K, 1, generator=g)  # [K, 1]
+                heads.append((pooled @ R * inv_sigma + 0.01 * beta).float())
+    return heads
+
+
+def jitter_stability(heads, text_embeddings: torch.Tensor, ranks=(PAPER_RANK, None), n_texts: int = 10,
+                     jitter: float = 1e-6, seed: int = 0) -> dict:
+    """For each rank (None = the default): in how many of `heads` ([K, d] each) TextSpan's n_texts picks survive
+    multiplying the outputs by (1 + jitter · N(0, 1)), entry by entry.
+
+    Taught in: notebook 06, "Checking the authors' default".
+    """
+    g = torch.Generator().manual_seed(seed)
+    unchanged = {rank: 0 for rank in ranks}
+    for outputs in heads:
+        outputs = outputs.float()
+        jittered = outputs * (1 + jitter * torch.randn(outputs.shape, generator=g))
+        for rank in ranks:
+            unchanged[rank] += textspan(outputs, text_embeddings, n_texts=n_texts, rank=rank).indices == \
+                textspan(jittered, text_embeddings, n_texts=n_texts, rank=rank).indices
+    return unchanged
+
+
 def textspan_all(contributions, text_embeddings: torch.Tensor, texts=None, layers=None, n_texts: int = 5,
-                 rank: int | None = None) -> dict[tuple[int, int], TextSpanResult]:
+                 rank: int | None = None, convention: str = "paper") -> dict[tuple[int, int], TextSpanResult]:
     """TextSpan for every head of the chosen layers (default: all). contributions: a HeadContributions.
 
     Taught in: notebook 06, "Every late head, in words".
     """
     heads = contributions.heads  # [N_img, L, H, d]
     layers = range(heads.shape[1]) if layers is None else layers
-    return {(l, h): textspan(heads[:, l, h], text_embeddings, texts, n_texts, rank)
+    return {(l, h): textspan(heads[:, l, h], text_embeddings, texts, n_texts, rank, convention)
             for l in layers for h in range(heads.shape[2])}
 
 
@@ -175,7 +278,8 @@ def property_shares(spans: dict, properties, n_texts: int | None = None) -> dict
 ROLE_PROPERTIES = ("colour", "shape", "position", "size", "count")  # the head roles we check (background is not one)
 
 
-def toy_head_roles(n_scenes: int = 2000, layers=None, n_texts: int = 5) -> dict:
+def toy_head_roles(n_scenes: int = 2000, layers=None, n_texts: int = 5, rank: int | None = None,
+                   convention: str = "paper") -> dict:
     """ToyCLIP's late heads described by the toy pool: per head, its texts and the share about one property.
 
     Used by: python -m course_utils.textspan and tests/test_textspan.py.
@@ -185,10 +289,10 @@ def toy_head_roles(n_scenes: int = 2000, layers=None, n_texts: int = 5) -> dict:
     texts, props = pools.load_pool("toy")
     text_emb = encode_texts(model, texts)
     scenes = [(s.image, 0) for s in tw.scenes(n_scenes)]
-    contrib = head_contributions(model, scenes, preprocess, batch_size=100, progress=False)
+    contrib = head_contributions(model, scenes, preprocess, batch_size=100, progress=False, convention=convention)
     n_layers = contrib.heads.shape[1]
     layers = list(layers) if layers is not None else [n_layers - 2, n_layers - 1]
-    spans = textspan_all(contrib, text_emb, texts, layers=layers, n_texts=n_texts)
+    spans = textspan_all(contrib, text_emb, texts, layers=layers, n_texts=n_texts, rank=rank, convention=convention)
     shares = property_shares(spans, props)
     return {f"L{l}H{h}": dict(property=shares[(l, h)][0], share=shares[(l, h)][1],
                               texts=[f"{t} ({props[j]})" for t, j in zip(r.texts, r.indices)],
@@ -204,8 +308,11 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description="TextSpan on ToyCLIP's last two layers, with the toy pool.")
     parser.add_argument("--scenes", type=int, default=2000)
     parser.add_argument("--texts", type=int, default=5)
+    parser.add_argument("--rank", type=int, default=None, help="default: each head's numerical rank (at most 80)")
+    parser.add_argument("--convention", choices=CONVENTIONS, default="paper",
+                        help="for both the decomposition and TextSpan's SVD (see course_utils.decompose)")
     args = parser.parse_args(argv)
-    roles = toy_head_roles(args.scenes, n_texts=args.texts)
+    roles = toy_head_roles(args.scenes, n_texts=args.texts, rank=args.rank, convention=args.convention)
     for head, r in roles.items():
         print(f"{head}  {r['property']:>10} {r['share']:4.0%}  explained {r['explained']:.2f}  | " + " · ".join(r["texts"]))
     strong = [r["property"] for r in roles.values() if r["share"] >= 0.8 and r["property"] in ROLE_PROPERTIES]

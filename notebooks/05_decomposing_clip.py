@@ -33,6 +33,8 @@ if "google.colab" in sys.modules:
 
 # %% tags=["varies"]
 # The exact decomposition of the image embedding, and mean-ablation to test which parts matter.
+import tempfile
+
 import torch
 import torch.nn.functional as F
 import matplotlib.pyplot as plt
@@ -41,10 +43,11 @@ from einops import rearrange
 from course_utils import ablation
 from course_utils.checks import check, assert_same
 from course_utils.data import load_cifar100
-from course_utils.decompose import decompose, head_contributions
+from course_utils.decompose import decompose, head_contributions, load_head_contributions
 from course_utils.env import banner, get_device, rehearsal_sized, start_lesson
 from course_utils.inside_vit import trace_vit
-from course_utils.models import load_clip, model_info
+from course_utils.models import build, load_clip, model_info
+from course_utils.textspan import textspan_all
 from course_utils.zero_shot import SINGLE_TEMPLATE, zero_shot_classifier
 
 start_lesson(seed=0)
@@ -186,7 +189,8 @@ check("fold_ln_proj", fold_ln_proj)
 # %% [markdown]
 # Now all the pieces together: your functions give the full decomposition of one image, `[L, N, H, d]`, which
 # `course_utils.decompose` computes with the folded matrices. The biases: `out_proj.bias` is split evenly over the
-# layer's N·H terms, and β @ proj evenly over all L·N·H + L + 1 parts.
+# layer's N·H terms, and β @ proj evenly over all L·N·H + L + 1 parts. Each part is centred by its *own* mean: this is
+# `decompose(..., convention="centred")`. The next section shows the other way, the authors'.
 
 # %% tags=["varies"]
 with torch.no_grad():
@@ -198,20 +202,80 @@ with torch.no_grad():
         (head_token_terms(p[:, :, 0], v, blk.attn.out_proj.weight) + blk.attn.out_proj.bias / (N * H)) @ G
         / sigma[:, None, None, None] + beta_share
         for p, v, blk in zip(trace.attn_probs, trace.values, visual.transformer.resblocks)], dim=1)   # [B, L, N, H, d]
-    dec = decompose(model, images)
+    dec = decompose(model, images, convention="centred")
     expected = model.encode_image(images)
 print("decomposition:", tuple(dec.attn.shape), "attention terms +", tuple(dec.mlp.shape), "MLP/embedding terms")
 s = dec.attn.abs().max()
-assert_same("your decomposition vs course_utils.decompose (relative)", mine / s, dec.attn / s)
+assert_same("your decomposition vs decompose(convention='centred') (relative)", mine / s, dec.attn / s)
 rel = ((dec.total() - expected).norm(dim=-1) / expected.norm(dim=-1)).max().item()
 assert rel < 1e-5
 print(f"✅ all parts sum back to encode_image: max relative error {'< 1e-5' if rel < 1e-5 else rel}")
 
 # %% [markdown]
-# **Two conventions.** `decompose(model, images)` returns parts that sum to `encode_image`. With `normalize=True`
-# every part is divided by the norm of the whole embedding, so the parts sum to the *unit* embedding that zero-shot
-# classification compares with texts. The paper's code uses the normalised convention; `head_contributions` below
-# uses it by default too.
+# ### Two ways to share the mean
+#
+# `ln_post` subtracts the residual's mean $\mu$ and adds $\beta$. Which part "owns" how much of them is a choice, and
+# every choice keeps the sum exact. There are two reasonable ones:
+#
+# - **centred** (what you just built): each part is centred by its *own* mean; $\beta$ is split evenly over all
+#   $L N H + L + 1$ parts. A part's term depends on that part alone (and the image's σ).
+# - **paper** (the authors' code, `prs_hook.py` in the paper's repository): the residual stream has $2L + 1$ terms
+#   (embedding, L attention layers, L MLPs); each takes $\frac{1}{2L+1}$ of the image's total mean $\mu$ and of
+#   $\beta$, and an attention layer's share is split again over its $N \cdot H$ (token, head) parts:
+#
+# $$p \;\mapsto\; \Big(\big(p - \tfrac{\mu}{(2L+1)NH}\big) \odot \frac{\gamma}{\sigma} + \tfrac{\beta}{(2L+1)NH}\Big)\,\text{proj}$$
+#
+# `decompose` uses the paper's convention by default, so that a number computed here is the number the authors' code
+# computes. The course checks that: every per-token, per-head and MLP term equals the output of the authors' own code
+# (run on the same random ViT-B/16 and on ToyCLIP) to 1e-5. Build the paper's version from your pieces:
+
+# %% tags=["nbval-check-output"]
+with torch.no_grad():
+    mu = final_cls.mean(dim=-1)                                                        # [B]: the image's own mean
+    gamma_proj = visual.ln_post.weight[:, None] * visual.proj                           # [D, d]: γ ⊙ proj, not centred
+    share = (visual.ln_post.bias @ visual.proj - (mu / sigma)[:, None] * gamma_proj.sum(0)) / ((2 * L + 1) * N * H)  # [B, d]
+    mine_paper = torch.stack([
+        (head_token_terms(p[:, :, 0], v, blk.attn.out_proj.weight) + blk.attn.out_proj.bias / (N * H)) @ gamma_proj
+        / sigma[:, None, None, None] + share[:, None, None]
+        for p, v, blk in zip(trace.attn_probs, trace.values, visual.transformer.resblocks)], dim=1)   # [B, L, N, H, d]
+    paper = decompose(model, images)                                                    # convention="paper"
+s = paper.attn.abs().max()
+assert_same("your paper-convention terms vs decompose() (relative)", mine_paper / s, paper.attn / s)
+assert_same("the paper's parts sum to encode_image too (relative)", paper.total() / expected.norm(), expected / expected.norm())
+
+# %% [markdown]
+# **Where and by how much do they differ?** Subtract one convention from the other, part by part. Since both subtract
+# the same total mean and add the same β, only *who gets how much* differs, so every difference lies along two fixed
+# directions: $\gamma\,\text{proj}$ (the mean's) and $\beta\,\text{proj}$. The cell measures that on the course's model
+# and on a random ViT-B/16 (openai's architecture with random weights: the bookkeeping doesn't depend on training).
+
+# %% tags=["varies"]
+def convention_gap(m, x):
+    """Per head (token-summed): median and max ‖paper − centred‖ / ‖paper‖, and the share of the difference that
+    lies in the span of γ @ proj and β @ proj."""
+    with torch.no_grad():
+        a, b = decompose(m, x).heads(), decompose(m, x, convention="centred").heads()    # [B, L, H, d] each
+        v = m.visual
+        span = torch.linalg.qr(torch.stack([v.ln_post.weight @ v.proj, v.ln_post.bias @ v.proj]).T).Q   # [d, 2]
+    diff = a - b
+    rel = (diff.norm(dim=-1) / a.norm(dim=-1)).flatten()
+    inside = (diff @ span).norm() ** 2 / diff.norm() ** 2
+    return rel.median().item(), rel.max().item(), inside.item()
+
+b16 = build("ViT-B/16", seed=0).float()
+for name, m, x in [(model.course_asset.name, model, images), ("random ViT-B/16", b16, torch.randn(2, 3, 224, 224))]:
+    med, worst, inside = convention_gap(m, x)
+    print(f"{name:<22} heads differ by {100 * med:4.1f}% (median), {100 * worst:5.1f}% (max); "
+          f"{100 * inside:.2f}% of the difference lies along γ·proj and β·proj")
+del b16
+
+# %% [markdown]
+# A few percent per head, always along the same two directions. Does it change what we conclude? Section 6 re-runs the
+# head analysis in both conventions and counts how many heads' TextSpan descriptions (next notebook) change.
+#
+# **Scale.** `decompose(model, images)` returns parts that sum to `encode_image`. With `normalize=True` every part is
+# divided by the norm of the whole embedding, so the parts sum to the *unit* embedding that zero-shot classification
+# compares with texts. The authors' code uses the normalised scale; `head_contributions` below uses it by default too.
 
 # %% tags=["nbval-check-output"]
 unit = decompose(model, images, normalize=True)
@@ -263,9 +327,13 @@ def mean_ablated_sum(parts, ablate):
 check("mean_ablated_sum", mean_ablated_sum)
 
 # %% [markdown]
-# Over a whole dataset we can't keep `[N_img, L, N, H, d]` (for 10,000 CIFAR images and ViT-B/32 that's 180 GB).
-# `head_contributions` streams the data and keeps only the token-summed heads `[N_img, L, H, d]`, the CLS-to-CLS
-# terms and the MLP terms. With `FAST` (on by default on CPU) it uses a fixed subset of 1,000 test images.
+# Over a whole dataset we can't keep `[N_img, L, N, H, d]` (for 10,000 CIFAR images and ViT-B/32 that's
+# 10,000 × 12 × 50 × 12 × 512 × 4 bytes ≈ 147 GB). `head_contributions` streams the data and keeps only the
+# token-summed heads `[N_img, L, H, d]`, the CLS-to-CLS terms and the MLP terms. With `FAST` (on by default on CPU) it
+# uses a fixed subset of 1,000 test images. Even the token-summed heads grow with the data (ViT-L/14 on 50,000 images:
+# 50,000 × 24 × 16 × 768 × 4 bytes ≈ 59 GB), so `head_contributions(..., store="some/folder")` writes each batch to
+# disk and hands back arrays read from there: memory then stays flat however many images you stream, and
+# `load_head_contributions("some/folder")` reopens the result in a later session.
 
 # %% tags=["varies"]
 FAST = device.type == "cpu"
@@ -304,6 +372,40 @@ plt.title(f"cumulative ablation from the first layer, {WHO}"); plt.grid(alpha=0.
 # In offline mode, ToyCLIP has only 4 layers, so "late" means the last one or two. Run the notebook in real mode on
 # Colab to see the ViT-B/32 curve on CIFAR-100.
 #
+# ### Does the convention change the story?
+#
+# The same analysis in both conventions, on a smaller sample streamed to disk (as you would for a large dataset): the
+# mean-ablation table, and for each head of the last two layers, the 5 texts TextSpan (next notebook) picks from the
+# class prompts. A head "changes" if its 5 picks differ.
+
+# %% tags=["varies"]
+few = torch.utils.data.Subset(test_set, list(subset)[:rehearsal_sized(300, 60)])
+late = [L - 2, L - 1]
+results = {}
+with tempfile.TemporaryDirectory() as folder:
+    for convention in ("paper", "centred"):
+        stored = head_contributions(model, few, preprocess, batch_size=64, convention=convention,
+                                    store=f"{folder}/{convention}", progress=False)
+        assert torch.equal(load_head_contributions(f"{folder}/{convention}").heads, stored.heads)   # reopened from disk
+        results[convention] = (
+            [ablation.mean_ablate(stored, classifier, attn_layers=late), ablation.mean_ablate(stored, classifier, mlp_terms=range(L + 1))],
+            {k: r.indices for k, r in textspan_all(stored, classifier, layers=late, n_texts=5).items()})
+        del stored                                                                     # close the files before cleanup
+for convention, (accs, _) in results.items():
+    print(f"{convention:>8}: last 2 attention layers ablated {100 * accs[0]:5.1f}%, all MLPs ablated {100 * accs[1]:5.1f}%")
+paper_picks, centred_picks = results["paper"][1], results["centred"][1]
+same = sum(paper_picks[k] == centred_picks[k] for k in paper_picks)
+same_first = sum(paper_picks[k][0] == centred_picks[k][0] for k in paper_picks)
+overlap = sum(len(set(paper_picks[k]) & set(centred_picks[k])) for k in paper_picks) / len(paper_picks)
+print(f"{len(paper_picks)} heads of layers {late}: same 5 picks in the same order {same}, same first pick {same_first}; "
+      f"on average {overlap:.1f} of the 5 texts shared")
+
+# %% [markdown]
+# The conventions shift each head a little along two directions. The ablation numbers barely move and (nearly) every
+# head keeps its first pick; the later picks, chosen among texts whose scores are close, can change. A description that
+# changes with a bookkeeping choice deserves to be held lightly: read a head's first texts with more confidence than
+# its fifth.
+#
 # ## Summary
 #
 # | piece | shape (ViT-B/32) | checked against |
@@ -313,6 +415,7 @@ plt.title(f"cumulative ablation from the first layer, {WHO}"); plt.grid(alpha=0.
 # | head × token terms | `[B, 50, 12, 768]` per layer | the attention block at CLS |
 # | folded readout G, W_O,h G | `[768, 512]`, `[12, 64, 512]` | `decompose` |
 # | full decomposition | `[B, 12, 50, 12, 512]` + `[B, 13, 512]` | `encode_image` (1e-5 relative) |
+# | two conventions for μ and β | paper (default) or centred | the authors' code, per term (1e-5) |
 # | mean-ablation | accuracy per ablated part | zero-shot accuracy |
 #
 # ## Quiz

@@ -35,6 +35,7 @@ if "google.colab" in sys.modules:
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
 import torch
+import torch.nn.functional as F
 
 from course_utils import ablation, pools, toyworld as tw
 from course_utils.checks import check
@@ -42,7 +43,8 @@ from course_utils.data import load_cifar100
 from course_utils.decompose import head_contributions
 from course_utils.env import banner, get_device, is_real, rehearsal_sized, start_lesson
 from course_utils.models import load_clip, model_info
-from course_utils.textspan import default_rank, property_shares, replace_with_spans, textspan, textspan_all
+from course_utils.textspan import (default_rank, jitter_stability, property_shares, random_head_outputs,
+                                   replace_with_spans, textspan, textspan_all)
 from course_utils.zero_shot import SINGLE_TEMPLATE, accuracy, encode_texts, zero_shot_classifier
 
 start_lesson(seed=0)
@@ -85,9 +87,10 @@ print(f"head outputs: {tuple(contrib.heads.shape)} = [images, layers, heads, d];
 # from notebook 05), and M text embeddings $T \in \mathbb{R}^{M \times d}$.
 #
 # 1. **Restrict the texts** to what the head can express: project them onto the top-$r$ right singular vectors of the
-#    centred outputs. The paper uses $r = 80$ for CLIP's 512- or 768-wide space; for ToyCLIP's 64 we keep the same share
-#    ($r = 10$).
-# 2. **Greedy picks.** Score each text by the variance, over the images, of $C t_j$; pick the best; then remove its unit
+#    outputs $C$ (as they are: the authors' code takes the SVD before centring). A head's output is its values times
+#    $W^h_O$, so it spans at most as many directions as the head is wide; section "Checking the authors' default"
+#    below is about choosing $r$. Here $r$ is the outputs' numerical rank (`default_rank`).
+# 2. **Greedy picks.** Centre the outputs. Score each text by the variance, over the images, of $C t_j$; pick the best; then remove its unit
 #    direction $u$ from the outputs *and* from all texts ($X \leftarrow X - (X u) u^\top$), so the next pick must explain
 #    something new. Repeat m times.
 #
@@ -98,15 +101,14 @@ print(f"head outputs: {tuple(contrib.heads.shape)} = [images, layers, heads, d];
 # `restrict_to_top_directions(texts, outputs, rank)`: texts `[M, d]`, outputs `[K, d]` → `[M, d]`.
 # <details><summary>Hint</summary>
 #
-# Centre the outputs, `Vh = torch.linalg.svd(centred, full_matrices=False).Vh`, `basis = Vh[:rank]` `[r, d]`, then
+# `Vh = torch.linalg.svd(outputs, full_matrices=False).Vh` (no centring), `basis = Vh[:rank]` `[r, d]`, then
 # `texts @ basis.T @ basis`. (The signs of singular vectors are arbitrary; this projection doesn't depend on them.)
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 def restrict_to_top_directions(texts, outputs, rank):
     # BEGIN SOLUTION
-    centred = outputs - outputs.mean(dim=0, keepdim=True)
-    basis = torch.linalg.svd(centred, full_matrices=False).Vh[:rank]     # [r, d]
+    basis = torch.linalg.svd(outputs, full_matrices=False).Vh[:rank]     # [r, d]: the outputs as they are
     return texts @ basis.T @ basis
     # END SOLUTION
 
@@ -158,8 +160,8 @@ check("remove_direction", remove_direction)
 # %% [markdown]
 # ### Exercise 4 · textspan_greedy · 🔴 hard · ~12 min
 # `textspan_greedy(outputs, texts, n_texts, rank)` → a tensor of the `n_texts` picked indices, in order. Normalise the
-# texts to unit length first, centre the outputs, restrict the texts, then loop. A text already picked must not be
-# picked again.
+# texts to unit length first, restrict them (with the outputs as they are), centre the outputs, then loop. A text
+# already picked must not be picked again.
 # <details><summary>Hint</summary>
 #
 # After removing a picked text's direction from all texts, the picked text itself becomes (almost) zero; still, mask
@@ -169,9 +171,9 @@ check("remove_direction", remove_direction)
 # %% jupyter={"source_hidden": true} tags=["solution"]
 def textspan_greedy(outputs, texts, n_texts, rank):
     # BEGIN SOLUTION
-    data = outputs.double() - outputs.double().mean(dim=0)
     pool = texts.double() / texts.double().norm(dim=-1, keepdim=True)
-    pool = restrict_to_top_directions(pool, data, rank)
+    pool = restrict_to_top_directions(pool, outputs.double(), rank)
+    data = outputs.double() - outputs.double().mean(dim=0)
     picked = []
     for _ in range(n_texts):
         variance = projection_variance(data, pool)
@@ -189,7 +191,7 @@ check("textspan_greedy", textspan_greedy)
 
 # %% tags=["varies"]
 layer, head = L - 1, 0
-mine = textspan_greedy(contrib.heads[:, layer, head].float(), text_emb, 5, default_rank(info.embed_dim))
+mine = textspan_greedy(contrib.heads[:, layer, head].float(), text_emb, 5, default_rank(contrib.heads[:, layer, head]))
 theirs = textspan(contrib.heads[:, layer, head], text_emb, texts, n_texts=5)
 assert mine.tolist() == theirs.indices, (mine.tolist(), theirs.indices)
 print(f"✅ your TextSpan picks the same 5 texts as course_utils.textspan for layer {layer}, head {head}:")
@@ -211,19 +213,63 @@ for (l, h), result in spans.items():
 
 
 # %% [markdown]
-# **Are the heads specialised?** The paper found, for CLIP ViT-L/14 on ImageNet, late heads with clear roles: colours,
+# **Are the heads specialised?** The paper found, for OpenCLIP ViT-H-14 on ImageNet, late heads with clear roles: colours,
 # counts, locations, textures, shapes. Read your table the same way, and be strict: a head earns a role only if most of
 # its texts share it.
 #
 # In offline mode, ToyCLIP's last two layers have 8 heads each. (openai's ViTs use 64-wide heads, which would give
 # ToyCLIP's width of 128 only 2; with 2 heads, every head mixed colour with shape and none had a role. The course
-# retrained ToyCLIP with 8 heads of 16 dimensions: see `data/README.md`.) Now a few heads earn a role: with the
-# bundled model, one head of the last layer picks five shapes, another four colours, and two heads of layer 2 are
-# mostly shapes. Most heads still mix colour and shape; they explain most of their variance all the same (the
-# `explained` column): the span is right, it just isn't about one property. `tests/test_textspan.py` keeps at least two
-# role-carrying heads, for two different properties. In real mode, ViT-B/32 has 12 heads per layer; expect some clean
+# retrained ToyCLIP with 8 heads of 16 dimensions: see `data/README.md`.) Now a few heads earn a role, and with the
+# bundled model they are all *shape* heads: a handful of heads in layers 2 and 3 pick four or five shapes. Colour is
+# mixed with shape in the other heads; they explain most of their variance all the same (the `explained` column): the
+# span is right, it just isn't about one property. In real mode, ViT-B/32 has 12 heads per layer; expect some clean
 # heads and many mixed ones. CIFAR-100's 32-pixel images are a narrow slice of what CLIP has seen, and ViT-B/32's heads
 # are less specialised than ViT-L/14's.
+#
+# ### Checking the authors' default
+#
+# Step 1 needs a number $r$. The authors' code (`compute_complete_text_set.py`, its `--w_ov_rank`) uses $r = 80$ for
+# every model. 80 is the width of one head of the paper's main model, OpenCLIP ViT-H-14 (1280 wide, 16 heads), and a
+# head cannot write more directions than its width. ViT-B/32's and B/16's heads are 64 wide, L/14's 64 too, ToyCLIP's
+# 16. With $r = 80$ on such a head, the directions past its width are rounding noise: they carry no variance, yet every
+# text keeps its component along them, and later picks are decided among those leftovers.
+#
+# **Predict first:** if you jitter a head's outputs by one part in a million (far below anything that matters), how many
+# of its picks would you expect to change? Then run the two cells: the spectrum of one head, and the jitter experiment
+# on every head of the last layer, at the authors' $r = 80$ and at the default (the numerical rank, capped at 80).
+
+# %% tags=["varies"]
+one = contrib.heads[:, L - 1, 0]                                                  # [K, d]
+S = torch.linalg.svd(one.double(), full_matrices=False).S
+rank = default_rank(one)
+plt.figure(figsize=(6, 3))
+plt.semilogy((S / S[0]).numpy(), ".-")
+plt.axvline(rank - 0.5, color="g", label=f"numerical rank {rank} (the default)")
+if 80 < len(S):
+    plt.axvline(79.5, color="r", ls="--", label="the authors' r = 80")
+plt.xlabel("singular direction"); plt.ylabel("σ_i / σ_1"); plt.legend(); plt.title(f"layer {L - 1}, head 0 of {model.course_asset.name}")
+plt.tight_layout(); plt.show()
+print(f"head width {info.width // info.heads}; σ just past the rank: {(S[rank] / S[0]).item():.1e} of σ_1 (rounding noise)"
+      if rank < len(S) else f"head width {info.width // info.heads}; full rank")
+
+# %% tags=["varies"]
+here = [contrib.heads[:, L - 1, h] for h in range(H)]                                      # this model's last layer
+b16 = random_head_outputs("ViT-B/16", layers=(10, 11))                                     # 24 heads of a random B/16
+b16_pool = F.normalize(torch.randn(600, 512, generator=torch.Generator().manual_seed(1)), dim=-1)
+for what, heads, pool, n in [(f"{model.course_asset.name}, layer {L - 1}, 5 picks", here, text_emb, 5),
+                             ("random ViT-B/16, layers 10-11, 10 picks", b16, b16_pool, 10)]:
+    kept = jitter_stability(heads, pool, ranks=(80, None), n_texts=n)                     # 1e-6 relative jitter
+    print(f"{what:<42} picks unchanged in {kept[80]:>2} of {len(heads)} heads at the authors' r = 80, "
+          f"{kept[None]:>2} of {len(heads)} at the default rank")
+
+# %% [markdown]
+# With $r$ above the head's rank, the picks are decided partly by rounding noise, so they can change from one machine
+# to the next. The random ViT-B/16 shows it: at $r = 80$ its heads' 10 picks change under a one-in-a-million jitter, at
+# the numerical rank they don't. On ToyCLIP the noise may not tip 5 picks among the toy pool's phrases (its outputs are
+# 64 wide, so $r = 80$ keeps all 64 directions, most of them noise): "it didn't change here" is not "it can't change".
+# This is the one place where the course departs from the authors' code, on purpose; `textspan(..., rank=80)` still
+# reproduces their picks exactly when you need to compare. (The B/16 heads are built without images: random values
+# through the real model's $W^h_O$ and readout, which gives them a real head's rank; `random_head_outputs` says how.)
 #
 # ## 3 · Head browser
 #
@@ -298,7 +344,8 @@ plt.xlabel("texts per head"); plt.ylabel("top-1 (%)"); plt.legend(); plt.tight_l
 # 1. Otherwise near-duplicates of the first pick ("red", "a red object") would score almost as high and be picked next,
 #    explaining nothing new. Removing the direction from the texts makes every later pick orthogonal to the earlier ones.
 # 2. A text direction can have a large component in directions the head never writes; its projections would then be
-#    scored on noise. Restricting keeps only what the head can express, and is the paper's choice (r = 80).
+#    scored on noise. Restricting keeps only what the head can express. The paper restricts to r = 80, the width of
+#    a ViT-H-14 head; for narrower heads the numerical rank is the right r (section "Checking the authors' default").
 # 3. Colour information written directly by that head is lost; classes that differ only by colour (red circle vs blue
 #    circle) would be confused most. Other heads may carry some colour too, so the drop can be partial.
 # 4. No: it shows that the span of those texts captures what matters for *this* classifier's accuracy. The words are a

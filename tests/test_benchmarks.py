@@ -19,12 +19,16 @@ def test_zero_shot_throughput_runs_and_ends_with_json():
 
 def test_decompose_cost_runs_and_ends_with_json():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "decompose_cost.py"), "--batch-size", "2",
-                           "--repeats", "1", "--images", "8", "--memory-batch-size", "4"],
+                           "--repeats", "1", "--images", "8", "12", "--memory-batch-size", "4",
+                           "--memory-resolution", "32"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert result["decompose_over_encode"] > 0 and result["head_contributions_peak_rss_gb"] > 0
-    assert result["decompose_max_relative_error"] < 1e-5 and result["head_contributions_images"] == 8
+    for convention in ("paper", "centred"):
+        assert result[f"decompose_over_encode_{convention}"] > 0
+        assert result[f"decompose_{convention}_max_relative_error"] < 1e-5
+    assert result["head_contributions_8_images_peak_rss_gb"] > 0 and result["head_contributions_12_images_store_gb"] > 0
+    assert result["peak_growth"] > 0
 
 
 def test_legrad_cost_runs_and_ends_with_json():

@@ -68,7 +68,9 @@ MUTATIONS: dict[str, list[Mutation]] = {
     "fold_ln_proj": [SCALED, TRANSPOSED, FIRST_ROW_DROPPED],
     "mean_ablated_sum": [SCALED, TRANSPOSED, ("ablation mask inverted", _on_arg(1, lambda mask: ~mask))],
     # notebook 06
-    "restrict_to_top_directions": [SCALED, TRANSPOSED, ("rank + 1", _on_arg(2, lambda rank: rank + 1))],
+    "restrict_to_top_directions": [SCALED, TRANSPOSED, ("rank + 1", _on_arg(2, lambda rank: rank + 1)),
+                                   ("outputs centred first (the other convention)",
+                                    _on_arg(1, lambda outputs: outputs - outputs.mean(dim=0, keepdim=True)))],
     "projection_variance": [SCALED, ROLLED],
     "remove_direction": [SCALED, SHIFTED],
     "textspan_greedy": [PLUS_ONE, ROLLED, FIRST_ROW_DROPPED],

@@ -88,6 +88,46 @@ def test_head_contributions_from_a_dataset_fp16():
     assert c.labels.tolist() == [ds[i][1] for i in range(10)]
 
 
+@pytest.mark.parametrize("convention", ["paper", "centred"])
+def test_head_contributions_stream_to_disk_and_reopen(tmp_path, convention):
+    """store=folder: the same numbers as in memory, read back from files, reopened later; nothing left open."""
+    from course_utils.decompose import load_head_contributions
+
+    model, _ = load_toyclip("cpu")
+    model = model.float()
+    images = torch.randn(5, 3, 64, 64, generator=torch.Generator().manual_seed(3))
+    batches = [(images[:2], torch.tensor([1, 2])), (images[2:], torch.tensor([3, 4, 5]))]
+    in_memory = head_contributions(model, batches, convention=convention, progress=False)
+    on_disk = head_contributions(model, batches, convention=convention, progress=False, store=tmp_path / "c")
+    for name in ("heads", "cls", "mlp", "labels"):
+        assert torch.equal(getattr(on_disk, name), getattr(in_memory, name)), name
+    assert sorted(p.name for p in (tmp_path / "c").iterdir()) == ["cls.bin", "heads.bin", "labels.bin", "meta.json",
+                                                                  "mlp.bin"]
+    reopened = load_head_contributions(tmp_path / "c")
+    assert torch.equal(reopened.heads, in_memory.heads) and reopened.labels.tolist() == [1, 2, 3, 4, 5]
+    reopened.heads[0] = 0  # copy-on-write: the file keeps its values
+    assert torch.equal(load_head_contributions(tmp_path / "c").heads, in_memory.heads)
+    with pytest.raises(FileNotFoundError, match="store="):
+        load_head_contributions(tmp_path / "nothing here")
+    with pytest.raises(ValueError, match="no batches"):
+        head_contributions(model, [], progress=False, store=tmp_path / "empty")
+
+
+def test_conventions_sum_exactly_and_bad_conventions_are_named(b32):
+    images = torch.randn(2, 3, 224, 224, generator=torch.Generator().manual_seed(4))
+    with torch.no_grad():
+        expected = b32.encode_image(images)
+    parts = {c: decompose(b32, images, convention=c) for c in ("paper", "centred")}
+    for dec in parts.values():
+        torch.testing.assert_close(dec.total(), expected, atol=1e-4, rtol=1e-4)
+    gap = (parts["paper"].heads() - parts["centred"].heads()).norm() / parts["paper"].heads().norm()
+    assert gap > 1e-3  # two different attributions of the same sum
+    with pytest.raises(ValueError, match="convention='authors'.*'paper'"):
+        decompose(b32, images, convention="authors")
+    with pytest.raises(ValueError, match="head_contributions: convention"):
+        head_contributions(b32, [(images, torch.zeros(2))], convention="centered", progress=False)
+
+
 def test_token_maps_shape(b32):
     maps = token_maps(b32, torch.randn(2, 3, 224, 224), torch.randn(5, 512))
     assert maps.shape == (2, 5, 224, 224)
