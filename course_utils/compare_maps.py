@@ -51,6 +51,8 @@ def _upsample(grid_scores: torch.Tensor, size: int) -> torch.Tensor:
 def raw_attention(model, image: torch.Tensor) -> torch.Tensor:
     """The last block's CLS-query attention to the patches, mean over heads: [R, R]. The same for every prompt.
 
+    Scale: attention probabilities (the patches' values sum to at most 1, minus what CLS gives itself).
+
     Taught in: notebook 08, "Two baselines that ignore the prompt".
     """
     probs = trace_vit(model, image[None], cls_only=True).attn_probs[-1]  # [1, H, 1, N]
@@ -77,6 +79,8 @@ def rollout_from_probs(probs: torch.Tensor) -> torch.Tensor:
 def rollout(model, image: torch.Tensor) -> torch.Tensor:
     """Attention rollout for one image -> [R, R]. The same for every prompt.
 
+    Scale: rolled-out attention weights (a row of products of row-stochastic matrices: values in [0, 1]).
+
     Taught in: notebook 08, "Two baselines that ignore the prompt".
     """
     probs = torch.stack([p[0] for p in trace_vit(model, image[None]).attn_probs])  # [L, H, N, N]
@@ -85,6 +89,8 @@ def rollout(model, image: torch.Tensor) -> torch.Tensor:
 
 def method_maps(method: str, model, image: torch.Tensor, prompts: torch.Tensor, labels, class_emb: torch.Tensor):
     """[len(labels), R, R]: the method's map for each wanted class (labels index class_emb's rows).
+
+    Scales differ by method (each function's docstring says which); the metrics compare maps within an image only.
 
     Taught in: notebook 08, "Two baselines that ignore the prompt".
     """
@@ -225,22 +231,43 @@ def _memory_child(method: str, arch: str, n_prompts: int) -> dict:
     return dict(method=method, peak_extra_mb=round(max(0, peak - before) / 1024, 1))
 
 
-def peak_memory_mb(method: str, arch: str = "toy", n_prompts: int = 5, timeout: float = 300) -> float | None:
-    """Extra resident memory (MiB) one call of `method` needs, measured in a fresh process (None off Linux).
+def peak_memory_mbs(methods, arch: str = "toy", n_prompts: int = 5, timeout: float = 300) -> dict:
+    """{method: extra resident memory (MiB) one call of it needs}, each measured in its own fresh process (None off
+    Linux). The processes run at the same time: each reads only its own peak, and most of their time is imports.
 
     Taught in: notebook 08, "The measured table".
     """
-    proc = subprocess.run([sys.executable, "-m", "course_utils.compare_maps", "--memory-child", method,
-                           "--arch", arch, "--prompts", str(n_prompts)], capture_output=True, text=True, timeout=timeout)
-    if proc.returncode != 0:
-        raise RuntimeError(f"peak_memory_mb({method!r}, {arch!r}) failed:\n{proc.stderr[-2000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])["peak_extra_mb"]
+    children = {method: subprocess.Popen([sys.executable, "-m", "course_utils.compare_maps", "--memory-child", method,
+                                          "--arch", arch, "--prompts", str(n_prompts)],
+                                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                for method in methods}
+    results = {}
+    try:
+        for method, proc in children.items():
+            stdout, stderr = proc.communicate(timeout=timeout)
+            if proc.returncode != 0:
+                raise RuntimeError(f"peak_memory_mb({method!r}, {arch!r}) failed:\n{stderr[-2000:]}")
+            results[method] = json.loads(stdout.strip().splitlines()[-1])["peak_extra_mb"]
+    finally:
+        for proc in children.values():  # after a failure or a timeout, don't leave the others running
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    return results
+
+
+def peak_memory_mb(method: str, arch: str = "toy", n_prompts: int = 5, timeout: float = 300) -> float | None:
+    """Extra resident memory (MiB) one call of `method` needs, measured in a fresh process (None off Linux).
+
+    Taught in: notebook 08, "The measured table" (through peak_memory_mbs, which measures several at once).
+    """
+    return peak_memory_mbs([method], arch, n_prompts, timeout)[method]
 
 
 def main(argv=None) -> int:
     """The command line: print the table and a JSON line (or, with --memory-child, one method's peak memory).
 
-    Used by: python -m course_utils.compare_maps, peak_memory_mb (its child processes) and the tests.
+    Used by: python -m course_utils.compare_maps, peak_memory_mbs (its child processes) and the tests.
     """
     parser = argparse.ArgumentParser(description="Score TextSpan, LeGrad and attention baselines on toy-world masks.")
     parser.add_argument("--scenes", type=int, default=N_SCENES, help="two-object scenes (two maps each)")

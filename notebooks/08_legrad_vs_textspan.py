@@ -301,13 +301,14 @@ for l, a in enumerate(acc["token_mean"]):
 # they can be measured.
 #
 # **Memory.** Peak extra memory of one call with 5 prompts, each method measured in a fresh Python process (the peak of
-# a process can't be reset from inside a notebook that has already run other things). In real mode the children build
-# ViT-B/32 with random weights: memory doesn't depend on the weights. Linux only; elsewhere it says so.
+# a process can't be reset from inside a notebook that has already run other things). The three processes run side by
+# side: each one reads only its own peak. In real mode the children build ViT-B/32 with random weights: memory doesn't
+# depend on the weights. Linux only; elsewhere it says so.
 
 # %% tags=["varies"]
 arch = architecture_name(model)                           # measured on fresh random weights of the same shapes
-for method in ("textspan", "legrad_last2", "legrad_all"):
-    mb = cm.peak_memory_mb(method, arch, n_prompts=5)
+peaks = cm.peak_memory_mbs(("textspan", "legrad_last2", "legrad_all"), arch, n_prompts=5)
+for method, mb in peaks.items():
     print(f"  {method:<13} " + (f"{mb:7.1f} MiB extra" if mb is not None else "not measurable on this OS"))
 
 # %% [markdown]
