@@ -45,7 +45,8 @@ from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
 from .data import Collate
-from .inside_vit import run_blocks, trace_vit
+from .inside_vit import run_blocks
+from .models import vit_visual
 
 
 @dataclass
@@ -187,25 +188,34 @@ def decompose(model, images: torch.Tensor, normalize: bool = False, convention: 
     Taught in: notebook 05, "Folding: why this is cheap"; notebook 07, "The critical line, with the real shapes".
     """
     check_convention(convention, "decompose")
-    visual = getattr(model, "visual", model)
-    trace = trace_vit(model, images, cls_only=True)  # only the CLS row of attention is needed
+    visual = vit_visual(model, "decompose")
+    # Stream the blocks, keeping only what the sum needs: each block's CLS attention row and values, its MLP output
+    # at CLS (the residuals, attention outputs and full MLP outputs are dropped block by block: less memory to touch).
+    rows, values, mlp_cls = [], [], []
+    for l, (x_in, probs, v, _, mlp_out, x) in enumerate(run_blocks(visual, images, cls_only=True)):
+        if l == 0:
+            mlp_cls.append(x_in[:, 0])  # the embedding term: CLS after ln_pre
+        rows.append(probs[:, :, 0])  # [B, H, N]
+        values.append(v)  # [B, H, N, d_h]
+        mlp_cls.append(mlp_out[:, 0])  # [B, D]
+    final_cls = x[:, 0]  # [B, D]
+    full_embedding = visual.ln_post(final_cls) @ visual.proj  # [B, d]: encode_image
     G, beta = folded_readout(visual, convention)
-    L, (B, N, _) = len(trace.values), trace.residuals[0].shape
-    H, d = trace.values[0].shape[1], G.shape[1]
+    L, (B, H, N, _) = len(values), values[0].shape
+    d = G.shape[1]
     # ln_post's 1/σ (and 1/‖embedding‖ if normalised); each part's share of the constants (μ and β, or β alone)
-    scale, attn_const, mlp_const, norm = _part_constants(visual, G, beta, trace.final_cls, trace.embedding, (L, N, H),
+    scale, attn_const, mlp_const, norm = _part_constants(visual, G, beta, final_cls, full_embedding, (L, N, H),
                                                         normalize, convention)
     # Stored head-major so each layer is one batched matmul written in place; `attn` is a permuted view.
     store = torch.empty(L, H, B * N, d, dtype=G.dtype, device=G.device)
-    for l, (block, probs, v) in enumerate(zip(visual.transformer.resblocks, trace.attn_probs, trace.values)):
-        weighted = probs[:, :, 0, :, None] * v * scale[:, :, None, None]  # [B, H, N, d_h]: p[CLS, j] v_j / σ
+    for l, (block, row, v) in enumerate(zip(visual.transformer.resblocks, rows, values)):
+        weighted = (row * scale[:, :, None])[..., None] * v  # [B, H, N, d_h]: p[CLS, j] v_j / σ
         const = (block.attn.out_proj.bias @ G) / (N * H) * scale + attn_const  # [B, d]: bias + constant shares
         const = const.repeat_interleave(N, dim=0)  # [B·N, d]
         torch.baddbmm(const, rearrange(weighted, "b h n k -> h (b n) k"), head_readouts(block, G), out=store[l])
     attn = rearrange(store, "l h (b n) d -> b l n h d", b=B)  # [B, L, N, H, d] (a view, no copy)
-    mlp_terms = torch.stack([trace.residuals[0][:, 0]] + [m[:, 0] for m in trace.mlp_out], dim=1)  # [B, L+1, D]
-    mlp = mlp_terms @ G * scale[:, :, None] + mlp_const[:, None]  # [B, L + 1, d]
-    embedding = trace.embedding / norm
+    mlp = torch.stack(mlp_cls, dim=1) @ G * scale[:, :, None] + mlp_const[:, None]  # [B, L + 1, d]
+    embedding = full_embedding / norm
     return Decomposition(attn, mlp, embedding)
 
 
