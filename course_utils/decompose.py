@@ -265,36 +265,43 @@ def head_contributions(model, data, preprocess=None, batch_size: int = 16, norma
     total = len(dataset) if dataset is not None else None  # known: preallocate, so the result is never copied
     disk = _DiskStore(store) if store is not None else None
     result, chunks, filled = None, [], 0
-    for images, labels in tqdm(data, desc="head contributions", disable=not progress, total=_batches(data)):
-        images = images.to(device)
-        B = images.shape[0]
-        pooled, self_terms, mlp_terms = [], [], []  # small per-layer pieces; nothing per-token is kept
-        for l, (x_in, probs, v, _, mlp_out, x) in enumerate(run_blocks(visual, images, cls_only=True)):
-            if l == 0:
-                mlp_terms.append(x_in[:, 0])  # the embedding term: CLS after ln_pre
-            pooled.append(torch.einsum("bhn,bhnk->bhk", probs[:, :, 0], v))  # [B, H, d_h]: Σ_j p[CLS, j] v_j
-            self_terms.append(probs[:, :, 0, 0, None] * v[:, :, 0])  # [B, H, d_h]: the j = CLS term alone
-            mlp_terms.append(mlp_out[:, 0])
-        embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]
-        scale, attn_const, mlp_const, _ = _part_constants(visual, G, beta, x[:, 0], embedding, (L, N, H), normalize,
-                                                          convention)
-        heads = torch.stack([torch.einsum("bhk,hkd->bhd", p, M) + b / H for p, M, b in zip(pooled, readouts, out_bias)], 1)
-        heads = heads * scale[:, :, None, None] + N * attn_const[:, None, None]  # [B, L, H, d]: N tokens' shares
-        cls = torch.stack([torch.einsum("bhk,hkd->bd", t, M) + b / N for t, M, b in zip(self_terms, readouts, out_bias)], 1)
-        cls = cls * scale[:, :, None] + H * attn_const[:, None]  # [B, L, d]: H heads' shares
-        mlp = torch.stack(mlp_terms, dim=1) @ G * scale[:, :, None] + mlp_const[:, None]  # [B, L + 1, d]
-        batch = (heads.to(dtype).cpu(), cls.to(dtype).cpu(), mlp.to(dtype).cpu(), torch.as_tensor(labels).cpu())
-        del x_in, probs, v, mlp_out, x, pooled, self_terms, mlp_terms, images  # free this batch before the next
+    try:
+        for images, labels in tqdm(data, desc="head contributions", disable=not progress, total=_batches(data)):
+            images = images.to(device)
+            B = images.shape[0]
+            pooled, self_terms, mlp_terms = [], [], []  # small per-layer pieces; nothing per-token is kept
+            for l, (x_in, probs, v, _, mlp_out, x) in enumerate(run_blocks(visual, images, cls_only=True)):
+                if l == 0:
+                    mlp_terms.append(x_in[:, 0])  # the embedding term: CLS after ln_pre
+                pooled.append(torch.einsum("bhn,bhnk->bhk", probs[:, :, 0], v))  # [B, H, d_h]: Σ_j p[CLS, j] v_j
+                self_terms.append(probs[:, :, 0, 0, None] * v[:, :, 0])  # [B, H, d_h]: the j = CLS term alone
+                mlp_terms.append(mlp_out[:, 0])
+            embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]
+            scale, attn_const, mlp_const, _ = _part_constants(visual, G, beta, x[:, 0], embedding, (L, N, H), normalize,
+                                                              convention)
+            heads = torch.stack([torch.einsum("bhk,hkd->bhd", p, M) + b / H
+                                 for p, M, b in zip(pooled, readouts, out_bias)], 1)
+            heads = heads * scale[:, :, None, None] + N * attn_const[:, None, None]  # [B, L, H, d]: N tokens' shares
+            cls = torch.stack([torch.einsum("bhk,hkd->bd", t, M) + b / N
+                               for t, M, b in zip(self_terms, readouts, out_bias)], 1)
+            cls = cls * scale[:, :, None] + H * attn_const[:, None]  # [B, L, d]: H heads' shares
+            mlp = torch.stack(mlp_terms, dim=1) @ G * scale[:, :, None] + mlp_const[:, None]  # [B, L + 1, d]
+            batch = (heads.to(dtype).cpu(), cls.to(dtype).cpu(), mlp.to(dtype).cpu(), torch.as_tensor(labels).cpu())
+            del x_in, probs, v, mlp_out, x, pooled, self_terms, mlp_terms, images  # free this batch before the next
+            if disk is not None:
+                disk.append(batch)
+            elif total is None:
+                chunks.append(batch)
+            else:
+                if result is None:
+                    result = [torch.empty((total,) + t.shape[1:], dtype=t.dtype) for t in batch]
+                for whole, part in zip(result, batch):
+                    whole[filled: filled + B] = part
+                filled += B
+    except BaseException:  # bad input, a full disk, an interrupt: close the files (no meta.json: nothing to reopen)
         if disk is not None:
-            disk.append(batch)
-        elif total is None:
-            chunks.append(batch)
-        else:
-            if result is None:
-                result = [torch.empty((total,) + t.shape[1:], dtype=t.dtype) for t in batch]
-            for whole, part in zip(result, batch):
-                whole[filled: filled + B] = part
-            filled += B
+            disk.close()
+        raise
     if disk is not None:
         return disk.finish()
     if total is None:
@@ -319,8 +326,13 @@ class _DiskStore:
     def __init__(self, folder):
         self.folder = Path(folder)
         self.folder.mkdir(parents=True, exist_ok=True)
+        (self.folder / "meta.json").unlink(missing_ok=True)  # an interrupted run must not reopen as a finished one
         self.files = {name: open(self.folder / f"{name}.bin", "wb") for name in FIELDS}
         self.meta = {}
+
+    def close(self) -> None:
+        for f in self.files.values():
+            f.close()
 
     def append(self, batch) -> None:
         for name, t in zip(FIELDS, batch):
@@ -330,8 +342,7 @@ class _DiskStore:
             self.files[name].write(t.numpy().tobytes())  # written through: nothing accumulates in this process
 
     def finish(self) -> HeadContributions:
-        for f in self.files.values():
-            f.close()
+        self.close()
         if not self.meta:
             raise ValueError(f"head_contributions: the data had no batches; nothing was written to {self.folder}.")
         (self.folder / "meta.json").write_text(json.dumps(self.meta, indent=1))

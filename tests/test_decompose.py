@@ -111,6 +111,12 @@ def test_head_contributions_stream_to_disk_and_reopen(tmp_path, convention):
         load_head_contributions(tmp_path / "nothing here")
     with pytest.raises(ValueError, match="no batches"):
         head_contributions(model, [], progress=False, store=tmp_path / "empty")
+    # writing again into the same folder: the old meta.json goes first, so a failed rerun can't be reopened as finished
+    with pytest.raises(ValueError, match="expects images"):
+        head_contributions(model, [(images[:2], torch.tensor([1, 2])), (images[0], torch.tensor([3]))],
+                           progress=False, store=tmp_path / "c")
+    with pytest.raises(FileNotFoundError, match="meta.json not found"):
+        load_head_contributions(tmp_path / "c")
 
 
 def test_conventions_sum_exactly_and_bad_conventions_are_named(b32):
