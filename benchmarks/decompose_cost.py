@@ -6,7 +6,8 @@ of `head_contributions` streaming to disk, for growing numbers of images.
 
 Uses openai's ViT-B/32 architecture with random weights (no download; the cost doesn't depend on the weights),
 on CPU. The timings are taken in this run, on the same batch, as the best of `--repeats` after a warm-up:
-`decompose_over_encode_paper` and `decompose_over_encode_centred`.
+`decompose_over_encode_paper` and `decompose_over_encode_centred` (best of each), and the same ratios as the median
+of `--repeats` back-to-back pairs (`..._paired_median`), which a machine whose speed drifts shifts less.
 The memory part runs `head_contributions(..., store=<a temporary folder>)` over each `--images` count of synthetic
 images, each in a fresh subprocess, and reports that process's peak resident set size (VmHWM), which includes
 torch and the vision tower, in GiB (2**30 bytes). `--memory-resolution 32` builds the same ViT-B/32 tower (12
@@ -20,6 +21,7 @@ from __future__ import annotations
 import argparse
 import json
 import resource
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -79,6 +81,16 @@ def memory_run(n_images: int, batch_size: int, resolution: int) -> None:
                           "heads_shape": list(out.heads.shape), "store_gb": round(disk / 2**30, 3)}))
 
 
+def paired_ratio(model, images: torch.Tensor, convention: str) -> float:
+    """decompose time / encode_image time for one back-to-back pair of calls on the same batch."""
+    with torch.no_grad():
+        start = time.perf_counter()
+        model.encode_image(images)
+        middle = time.perf_counter()
+    decompose(model, images, convention=convention)
+    return (time.perf_counter() - middle) / (middle - start)
+
+
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=32)
@@ -108,6 +120,10 @@ def main(argv=None) -> int:
         result[f"decompose_{convention}_s"] = round(seconds, 3)
         result[f"decompose_over_encode_{convention}"] = round(seconds / encode_s, 3)
         result[f"decompose_{convention}_max_relative_error"] = float(f"{rel:.2e}")
+        # the same ratio from back-to-back pairs (encode, then decompose), median over the pairs: a machine that
+        # slows down or speeds up between the two best-of loops above shifts that ratio, not this one
+        pairs = [paired_ratio(model, images, convention) for _ in range(args.repeats)]
+        result[f"decompose_over_encode_{convention}_paired_median"] = round(statistics.median(pairs), 3)
     del model
 
     result.update(head_contributions_batch_size=args.memory_batch_size, head_contributions_storage="disk (float32)",

@@ -27,6 +27,7 @@ def test_decompose_cost_runs_and_ends_with_json():
     for convention in ("paper", "centred"):
         assert result[f"decompose_over_encode_{convention}"] > 0
         assert result[f"decompose_{convention}_max_relative_error"] < 1e-5
+        assert result[f"decompose_over_encode_{convention}_paired_median"] > 0
     assert result["head_contributions_8_images_peak_rss_gb"] > 0 and result["head_contributions_12_images_store_gb"] > 0
     assert result["peak_growth"] > 0
 
