@@ -17,7 +17,7 @@ from pathlib import Path
 
 import nbformat
 from nbclient import NotebookClient
-from nbclient.exceptions import CellExecutionError, CellTimeoutError
+from nbclient.exceptions import CellExecutionError, CellTimeoutError, DeadKernelError
 
 from . import env
 from .exercises import ROOT, solution_notebooks
@@ -84,6 +84,10 @@ def run_notebook(path: Path, timeout: int, environ: dict | None = None, save_to:
         status = f"FAILED (a cell ran over {timeout}s): {_first_line(err)}"
     except CellExecutionError as err:
         status = f"FAILED: {_first_line(err)}"
+    except Exception as err:  # noqa: BLE001 -- a dead kernel (crash, out of memory, killed) surfaces as
+        # DeadKernelError or, from nbclient's cleanup after it, as an AssertionError: report it and go on
+        dead = isinstance(err, DeadKernelError) or isinstance(err.__context__, DeadKernelError)
+        status = "FAILED: the kernel died (out of memory, or killed)" if dead else f"FAILED: {type(err).__name__}: {err}"[:140]
     finally:
         seconds = time.perf_counter() - start
         os.environ.clear()
@@ -116,6 +120,7 @@ def main(argv=None) -> int:
         r = run_notebook(path, args.timeout)
         peak = f"{r['peak_mb']:.0f}" if r["peak_mb"] is not None else ""
         rows.append((r["notebook"], r["mode"], f"{r['seconds']:.1f}", peak, r["status"]))
+        print(f"  {r['notebook']}: {r['mode']}, {r['seconds']:.1f} s, peak {peak or '?'} MB, {r['status']}", flush=True)
     header = ("notebook", "mode", "seconds", "peak MB", "status")
     widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
     line = "  ".join(h.ljust(w) for h, w in zip(header, widths))

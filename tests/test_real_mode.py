@@ -75,3 +75,12 @@ def test_the_checks_catch_a_toy_assumption():
     assert problems_in({**fake, "nb": clean}, "real") == []
     assert problems_in({**fake, "nb": clean, "mode": "offline"}, "real") == ["banner says 'offline', expected 'real'"]
     assert problems_in({**fake, "nb": clean, "status": "FAILED: boom"}, "real") == ["FAILED: boom"]
+
+
+def test_a_dead_kernel_is_reported_not_raised(tmp_path):
+    """A kernel that dies (out of memory on a laptop, say) fails its row; make run goes on to the next notebook."""
+    import nbformat
+    path = tmp_path / "99_dies.ipynb"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nos._exit(3)")]), path)
+    result = preflight.run_notebook(path, timeout=60, save_to=None)
+    assert result["status"] == "FAILED: the kernel died (out of memory, or killed)"
