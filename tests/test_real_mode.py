@@ -84,3 +84,14 @@ def test_a_dead_kernel_is_reported_not_raised(tmp_path):
     nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("import os\nos._exit(3)")]), path)
     result = preflight.run_notebook(path, timeout=60, save_to=None)
     assert result["status"] == "FAILED: the kernel died (out of memory, or killed)"
+
+
+def test_interact_output_lands_in_the_cell_not_in_a_mimicked_output_widget(tmp_path):
+    """Pre-flight turns off nbclient's Output-widget mimic, whose messages to the kernel stalled interact cells."""
+    import nbformat
+    path = tmp_path / "98_interact.ipynb"
+    source = "import ipywidgets as w\nw.interact(lambda n=1: print('value', n), n=w.IntSlider(1, 0, 3));"
+    nbformat.write(nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(source)]), path)
+    result = preflight.run_notebook(path, timeout=60, save_to=None)
+    assert result["status"] == "ok"
+    assert "value 1" in preflight.outputs_text(result["nb"])
