@@ -73,7 +73,8 @@ def qkv_heads(y: torch.Tensor, in_proj_weight, in_proj_bias, n_heads: int):
 
     Taught in: notebook 08, "LeGrad, step by step".
     """
-    q, k, v = (y @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)  # [B, N, D] each
+    # y @ W.T + b, as one fused call (F.linear): the decomposition's forward pass then costs what encode_image's does
+    q, k, v = torch.nn.functional.linear(y, in_proj_weight, in_proj_bias).chunk(3, dim=-1)  # [B, N, D] each
     return (rearrange(t, "b n (h d) -> b h n d", h=n_heads) for t in (q, k, v))
 
 

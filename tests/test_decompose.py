@@ -144,3 +144,22 @@ def test_trace_rejects_wrong_images(b32):
         trace_vit(b32, torch.randn(3, 224, 224))
     with pytest.raises(ValueError, match="64 px but the model expects 224 px"):
         trace_vit(b32, torch.randn(1, 3, 64, 64))
+
+
+@pytest.mark.parametrize("edit", ["in place", "replaced"])
+def test_remembered_head_readouts_follow_weight_edits(edit):
+    """decompose remembers W_O,h G per model; an edited or replaced weight must not leave a stale copy behind."""
+    model = random_clip("ViT-B/32").float()
+    images = torch.randn(1, 3, 224, 224, generator=torch.Generator().manual_seed(2))
+    for convention in ("paper", "centred"):
+        decompose(model, images, convention=convention)  # fills the cache
+        with torch.no_grad():
+            block = model.visual.transformer.resblocks[-1]
+            if edit == "in place":
+                block.attn.out_proj.weight.mul_(1.5)
+                model.visual.ln_post.weight.add_(0.25)
+            else:
+                block.attn.out_proj.weight = torch.nn.Parameter(block.attn.out_proj.weight * 0.5)
+            expected = model.encode_image(images)
+        got = decompose(model, images, convention=convention).total()
+        assert (got - expected).norm() / expected.norm() < 1e-5, convention
