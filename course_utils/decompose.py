@@ -200,15 +200,11 @@ def _part_constants(visual, G: torch.Tensor, beta: torch.Tensor, final_cls: torc
     return scale, term / (N * H), term, norm
 
 
-@torch.no_grad()
-def decompose(model, images: torch.Tensor, normalize: bool = False, convention: str = "paper") -> Decomposition:
-    """Every direct contribution to `model.encode_image(images)`: attention [B, L, N, H, d] and MLP [B, L+1, d].
+def _direct_parts(visual, images: torch.Tensor, normalize: bool, convention: str) -> dict:
+    """The forward pass and the bookkeeping that decompose and text_scores share (shapes in the comments).
 
-    `normalize`: divide by ‖embedding‖ (the authors' scale). `convention`: "paper" or "centred" (module docstring).
-    Taught in: notebook 05, "Folding: why this is cheap"; notebook 07, "The critical line, with the real shapes".
+    Used by: decompose and text_scores.
     """
-    check_convention(convention, "decompose")
-    visual = vit_visual(model, "decompose")
     # Stream the blocks, keeping only what the sum needs: each block's CLS attention row and values, its MLP output
     # at CLS (the residuals, attention outputs and full MLP outputs are dropped block by block: less memory to touch).
     rows, values, mlp_cls = [], [], []
@@ -222,22 +218,56 @@ def decompose(model, images: torch.Tensor, normalize: bool = False, convention: 
     full_embedding = visual.ln_post(final_cls) @ visual.proj  # [B, d]: encode_image
     G, beta = folded_readout(visual, convention)
     L, (B, H, N, _) = len(values), values[0].shape
-    d = G.shape[1]
     # ln_post's 1/σ (and 1/‖embedding‖ if normalised); each part's share of the constants (μ and β, or β alone)
     scale, attn_const, mlp_const, norm = _part_constants(visual, G, beta, final_cls, full_embedding, (L, N, H),
                                                         normalize, convention)
+    consts = [(block.attn.out_proj.bias @ G) / (N * H) * scale + attn_const  # [B, d]: bias + constant shares
+              for block in visual.transformer.resblocks]
+    return dict(rows=rows, values=values, mlp_cls=mlp_cls, G=G, scale=scale, consts=consts, mlp_const=mlp_const,
+                embedding=full_embedding / norm, readouts=layer_readouts(visual, G, convention), shape=(B, L, N, H))
+
+
+@torch.no_grad()
+def decompose(model, images: torch.Tensor, normalize: bool = False, convention: str = "paper") -> Decomposition:
+    """Every direct contribution to `model.encode_image(images)`: attention [B, L, N, H, d] and MLP [B, L+1, d].
+
+    `normalize`: divide by ‖embedding‖ (the authors' scale). `convention`: "paper" or "centred" (module docstring).
+    Taught in: notebook 05, "Folding: why this is cheap"; notebook 07, "The critical line, with the real shapes".
+    """
+    check_convention(convention, "decompose")
+    parts = _direct_parts(vit_visual(model, "decompose"), images, normalize, convention)
+    (B, L, N, H), G, scale = parts["shape"], parts["G"], parts["scale"]
     # Stored head-major so each layer is one batched matmul written in place; `attn` is a permuted view.
-    store = torch.empty(L, H, B * N, d, dtype=G.dtype, device=G.device)
-    readouts = layer_readouts(visual, G, convention)  # L x [H, d_h, d]: W_O,h G
-    for l, (block, row, v) in enumerate(zip(visual.transformer.resblocks, rows, values)):
+    store = torch.empty(L, H, B * N, G.shape[1], dtype=G.dtype, device=G.device)
+    for l, (row, v, M, const) in enumerate(zip(parts["rows"], parts["values"], parts["readouts"], parts["consts"])):
         weighted = (row * scale[:, :, None])[..., None] * v  # [B, H, N, d_h]: p[CLS, j] v_j / σ
-        const = (block.attn.out_proj.bias @ G) / (N * H) * scale + attn_const  # [B, d]: bias + constant shares
         const = const.repeat_interleave(N, dim=0)  # [B·N, d]
-        torch.baddbmm(const, rearrange(weighted, "b h n k -> h (b n) k"), readouts[l], out=store[l])
+        torch.baddbmm(const, rearrange(weighted, "b h n k -> h (b n) k"), M, out=store[l])  # M = W_O,h G
     attn = rearrange(store, "l h (b n) d -> b l n h d", b=B)  # [B, L, N, H, d] (a view, no copy)
-    mlp = torch.stack(mlp_cls, dim=1) @ G * scale[:, :, None] + mlp_const[:, None]  # [B, L + 1, d]
-    embedding = full_embedding / norm
-    return Decomposition(attn, mlp, embedding)
+    mlp = torch.stack(parts["mlp_cls"], dim=1) @ G * scale[:, :, None] + parts["mlp_const"][:, None]  # [B, L + 1, d]
+    return Decomposition(attn, mlp, parts["embedding"])
+
+
+@torch.no_grad()
+def text_scores(model, images: torch.Tensor, text_embeddings: torch.Tensor, normalize: bool = False,
+                convention: str = "paper") -> torch.Tensor:
+    """[B, L, N, H, P]: every attention part of `decompose` read along each of P texts, without building it.
+
+    Equals `decompose(...).attn @ text_embeddings.T` (tested), but each head's readout W_O,h G is turned towards the
+    P texts first (d_h x P instead of d_h x d), so nothing of size [B, L, N, H, d] is made: a heatmap for one image
+    then costs one forward pass. Texts are used as given (normalise them first for cosine-style scores).
+    Used by: heatmaps.token_maps (so textspan_heatmap and the pointing games).
+    """
+    check_convention(convention, "text_scores")
+    visual = vit_visual(model, "text_scores")
+    parts = _direct_parts(visual, images, normalize, convention)
+    texts = text_embeddings.to(device=parts["G"].device, dtype=parts["G"].dtype).T  # [d, P]
+    scale, out = parts["scale"], []
+    for row, v, M, const in zip(parts["rows"], parts["values"], parts["readouts"], parts["consts"]):
+        weighted = (row * scale[:, :, None])[..., None] * v  # [B, H, N, d_h]
+        per_head = torch.einsum("bhnk,hkp->bnhp", weighted, M @ texts)  # [B, N, H, P]
+        out.append(per_head + (const @ texts)[:, None, None, :])  # every part carries its constant share
+    return torch.stack(out, dim=1)  # [B, L, N, H, P]
 
 
 @dataclass

@@ -14,6 +14,7 @@ Scale. A map's value at a pixel is a dot product of a patch's summed contributio
 - `normalize=True`: the authors' scale (their demo divides by the embedding's norm): the same maps divided by
   ‖embedding‖, so they read as shares of the *cosine* similarity that zero-shot classification uses.
 `convention` ("paper" or "centred") is passed to `decompose`: who owns ln_post's mean and β (notebook 05).
+`token_maps` computes the critical line through `decompose.text_scores`: the same numbers, without the full tensor.
 """
 from __future__ import annotations
 
@@ -24,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from .decompose import decompose
+from .decompose import text_scores
 from .models import vit_visual
 
 
@@ -73,9 +74,15 @@ def token_maps(model, images: torch.Tensor, text_embeddings: torch.Tensor, layer
     ‖embedding‖ (normalize=True, the authors'); see the module docstring.
     Used by: textspan_heatmap, toyclip.pointing_game and tests/test_decompose.py.
     """
-    attn = decompose(model, images, normalize=normalize, convention=convention).select(layers, heads)  # [B, L', N, H', d]
-    texts = text_embeddings.to(device=attn.device, dtype=torch.float32)  # texts may come from another device
-    scores = patch_scores(attn, F.normalize(texts, dim=-1))  # [B, P, g²]
+    texts = F.normalize(text_embeddings.float(), dim=-1)  # [P, d]; texts may come from another device
+    # The critical line (patch_scores on decompose's attn), with each head's readout turned to the texts first:
+    # the same numbers (tested), without the [B, L, N, H, d] tensor
+    parts = text_scores(model, images, texts, normalize=normalize, convention=convention)  # [B, L, N, H, P]
+    if layers is not None:
+        parts = parts[:, [layers] if isinstance(layers, int) else list(layers)]
+    if heads is not None:
+        parts = parts[:, :, :, [heads] if isinstance(heads, int) else list(heads)]
+    scores = parts[:, :, 1:].sum(dim=(1, 3)).transpose(1, 2)  # [B, P, g²]: image tokens only
     return upsample(to_grid(scores), images.shape[-1])
 
 

@@ -82,3 +82,23 @@ def test_resnet_clip_is_refused_clearly():
     resnet = clip.model.CLIP(64, 64, (1, 1, 1, 1), 64, None, 77, 49408, 64, 2, 1)
     with pytest.raises(TypeError, match="ModifiedResNet is not supported"):
         textspan_heatmap(resnet, torch.randn(3, 64, 64), torch.randn(2, 64))
+
+
+@pytest.mark.parametrize("convention", ["paper", "centred"])
+@pytest.mark.parametrize("normalize", [False, True])
+def test_token_maps_equal_the_critical_line_on_the_full_decomposition(convention, normalize):
+    """token_maps reads the texts through each head's readout first (decompose.text_scores); the numbers must be the
+    critical line's on decompose's full [B, L, N, H, d] tensor, for every layer/head choice."""
+    import torch.nn.functional as F
+    from course_utils.decompose import decompose, text_scores
+    from course_utils.heatmaps import patch_scores, to_grid, token_maps, upsample
+    model, _ = load_toyclip("cpu")
+    g = torch.Generator().manual_seed(3)
+    images, texts = torch.randn(2, 3, 64, 64, generator=g), F.normalize(torch.randn(4, 64, generator=g), dim=-1)
+    dec = decompose(model, images, normalize=normalize, convention=convention)
+    torch.testing.assert_close(text_scores(model, images, texts, normalize, convention), dec.attn @ texts.T,
+                               atol=1e-5, rtol=1e-4)
+    for layers, heads in [(None, None), ([2, 3], None), (3, [0, 5]), (None, 7)]:
+        want = upsample(to_grid(patch_scores(dec.select(layers, heads), texts)), 64)
+        got = token_maps(model, images, texts * 3.0, layers, heads, normalize, convention)  # texts are normalised
+        torch.testing.assert_close(got, want, atol=1e-5, rtol=1e-4)
