@@ -12,12 +12,22 @@ Methods: `textspan` (the decomposition's direct-effect map, all layers and heads
 100 class prompts), `legrad_last2` (the authors' default), `legrad_all` (every block), and two class-agnostic
 baselines that ignore the prompt: `raw_attention` (last block, CLS query, mean over heads) and `rollout`
 (Abnar & Zuidema, 2020: attention with the residual added, multiplied through the blocks).
-The last printed line is one JSON object: {method: {pointing_game, miou, map, seconds_per_map}}.
+
+The same normalisation for both methods (FAIR_METHODS, the command line's default). A map can be *absolute* (the
+method's own scores for that prompt) or *relative to the prompt set* (minus the mean of the maps of all 100 class
+prompts, which removes what every prompt lights up). TextSpan's default is relative and LeGrad's is absolute, so each
+is also scored the other way: `textspan_absolute`, `legrad_last2_relative`, `legrad_all_relative`. (LeGrad's min-max
+step doesn't matter here: every score below ranks pixels within one map, and min-max keeps that order.)
+Chance, measured: `centre_prior` (highest at the image centre) and `random_map` (seeded noise on the model's patch
+grid) ignore the prompt and the image. Every result also says where the misses landed: on the scene's other object
+(the map answered the wrong prompt) or on the background (within the same tolerance as the hits).
+The last printed line is one JSON object: {method: {pointing_game, miou, map, seconds_per_map, misses...}}.
 """
 from __future__ import annotations
 
 import argparse
 import json
+import math
 import subprocess
 import sys
 import time
@@ -39,6 +49,10 @@ from .report import proc_status_kb
 from .zero_shot import zero_shot_classifier
 
 METHODS = ("textspan", "legrad_last2", "legrad_all", "raw_attention", "rollout")
+# Both methods under both normalisations, and the chance level measured with two maps that ignore prompt and image
+FAIR_METHODS = ("textspan", "textspan_absolute", "legrad_last2", "legrad_last2_relative", "legrad_all",
+                "legrad_all_relative", "centre_prior", "random_map")
+ALL_METHODS = tuple(dict.fromkeys(METHODS + FAIR_METHODS))
 N_SCENES = 250  # two objects each: 500 scored maps
 
 
@@ -87,24 +101,50 @@ def rollout(model, image: torch.Tensor) -> torch.Tensor:
     return _upsample(rollout_from_probs(probs), image.shape[-1])
 
 
-def method_maps(method: str, model, image: torch.Tensor, prompts: torch.Tensor, labels, class_emb: torch.Tensor):
+def centre_prior(size: int) -> torch.Tensor:
+    """[size, size]: closeness of each pixel to the image centre (minus the squared distance). Ignores prompt and image.
+
+    Used by: method_maps ("centre_prior": a measured chance level).
+    """
+    c = (size - 1) / 2
+    ys, xs = torch.meshgrid(torch.arange(size, dtype=torch.float32), torch.arange(size, dtype=torch.float32),
+                            indexing="ij")
+    return -((ys - c) ** 2 + (xs - c) ** 2)
+
+
+def method_maps(method: str, model, image: torch.Tensor, prompts: torch.Tensor, labels, class_emb: torch.Tensor,
+                generator: torch.Generator | None = None):
     """[len(labels), R, R]: the method's map for each wanted class (labels index class_emb's rows).
 
     Scales differ by method (each function's docstring says which); the metrics compare maps within an image only.
+    "..._relative" and "textspan_absolute": see the module docstring. `generator` seeds "random_map".
 
     Taught in: notebook 08, "Two baselines that ignore the prompt".
     """
+    visual = vit_visual(model, "method_maps")
+    blocks = range(len(visual.transformer.resblocks))
+    size, grid = image.shape[-1], math.isqrt(visual.positional_embedding.shape[0] - 1)
     if method == "textspan":
         return textspan_heatmap(model, image, class_emb)[labels]  # relative to the mean over all classes
+    if method == "textspan_absolute":
+        return textspan_heatmap(model, image, prompts, relative=False)
+    if method in ("legrad_last2_relative", "legrad_all_relative"):  # every class's map, minus their mean
+        every = legrad(model, image, class_emb, layers=blocks if "all" in method else None, normalize=False)
+        return (every - every.mean(dim=0, keepdim=True))[labels]
     if method == "legrad_last2":
         return legrad(model, image, prompts)
     if method == "legrad_all":
-        return legrad(model, image, prompts, layers=range(len(vit_visual(model, "legrad").transformer.resblocks)))
+        return legrad(model, image, prompts, layers=blocks)
+    if method == "centre_prior":
+        return centre_prior(size).expand(len(labels), -1, -1)
+    if method == "random_map":
+        noise = torch.rand(grid * grid, generator=generator)
+        return _upsample(noise, size).expand(len(labels), -1, -1)
     if method == "raw_attention":
         return raw_attention(model, image).expand(len(labels), -1, -1)
     if method == "rollout":
         return rollout(model, image).expand(len(labels), -1, -1)
-    raise ValueError(f"unknown method {method!r}; choose from {', '.join(METHODS)}.")
+    raise ValueError(f"unknown method {method!r}; choose from {', '.join(ALL_METHODS)}.")
 
 
 def class_embeddings(model) -> torch.Tensor:
@@ -123,32 +163,40 @@ def compare(model=None, n_scenes: int = N_SCENES, methods=METHODS, progress: boo
     if model is None:
         model, _ = load_toyclip("cpu")
     model = model.float().eval()
-    unknown = [m for m in methods if m not in METHODS]
+    unknown = [m for m in methods if m not in ALL_METHODS]
     if unknown:
-        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(METHODS)}.")
+        raise ValueError(f"unknown method {unknown[0]!r}; choose from {', '.join(ALL_METHODS)}.")
     size = vit_visual(model, "compare").input_resolution  # ToyCLIP 64 px; openai's ViTs 224 px
     scenes = tw.scenes(n_scenes, n_objects=2, size=size)
     class_emb = class_embeddings(model)
     tolerance = standard_tolerance(size)
-    scores = {m: dict(hits=[], miou=[], ap=[], seconds=0.0) for m in methods}
+    scores = {m: dict(hits=[], other=[], miou=[], ap=[], seconds=0.0) for m in methods}
     warm = to_input(pil_batch([scenes[0].image]))[0]
     for m in methods:  # the first call of each method pays one-off costs; keep them out of the timing
-        method_maps(m, model, warm, class_emb[:2], [0, 1], class_emb)
+        method_maps(m, model, warm, class_emb[:2], [0, 1], class_emb, torch.Generator().manual_seed(0))
+    noise = torch.Generator().manual_seed(0)  # random_map's maps: the same on every run
     for scene in tqdm(scenes, desc="scoring maps", disable=not progress, mininterval=5):
         image = to_input(pil_batch([scene.image]))[0]  # [3, R, R]: the same as the model's preprocess at its own size
         labels = [obj.label for obj in scene.objects]
         for m in methods:
             start = time.perf_counter()
-            maps = method_maps(m, model, image, class_emb[labels], labels, class_emb)
+            maps = method_maps(m, model, image, class_emb[labels], labels, class_emb, noise)
             scores[m]["seconds"] += time.perf_counter() - start
-            for obj, heat in zip(scene.objects, maps):
-                scores[m]["hits"].append(pointing_hit(heat, obj.mask, tolerance))
+            for i, (obj, heat) in enumerate(zip(scene.objects, maps)):
+                hit = pointing_hit(heat, obj.mask, tolerance)
+                others = [o for j, o in enumerate(scene.objects) if j != i]
+                scores[m]["hits"].append(hit)  # a miss lands on another object, or on the background
+                scores[m]["other"].append(not hit and any(pointing_hit(heat, o.mask, tolerance) for o in others))
                 scores[m]["miou"].append(mean_iou(binarize(heat), obj.mask))
                 scores[m]["ap"].append(average_precision(heat, obj.mask))
-    return {m: dict(pointing_game=round(float(np.mean(s["hits"])), 4), miou=round(float(np.mean(s["miou"])), 4),
-                    map=round(float(np.mean(s["ap"])), 4), seconds_per_map=float(f"{s['seconds'] / len(s['hits']):.3g}"),
-                    objects=len(s["hits"]))
-            for m, s in scores.items()}
+    results = {}
+    for m, s in scores.items():
+        n, hits, other = len(s["hits"]), float(np.mean(s["hits"])), float(np.mean(s["other"]))
+        results[m] = dict(pointing_game=round(hits, 4), miou=round(float(np.mean(s["miou"])), 4),
+                          map=round(float(np.mean(s["ap"])), 4), seconds_per_map=float(f"{s['seconds'] / n:.3g}"),
+                          objects=n, misses_on_other_object=round(other, 4),
+                          misses_on_background=round(1 - hits - other, 4))
+    return results
 
 
 def absent_class(scene, seed: int) -> int:
@@ -197,9 +245,12 @@ def table(results: dict) -> str:
 
     Taught in: notebook 08, "The measured table".
     """
-    lines = [f"{'method':<14} {'pointing':>8} {'mIoU':>6} {'mAP':>6} {'ms/map':>7}  objects"]
+    width = max(len("method"), *(len(m) for m in results))
+    lines = [f"{'method':<{width}} {'pointing':>8} {'miss: other obj':>15} {'miss: bg':>8} {'mIoU':>6} {'mAP':>6} "
+             f"{'ms/map':>7}  objects"]
     for m, r in results.items():
-        lines.append(f"{m:<14} {r['pointing_game']:>8.3f} {r['miou']:>6.3f} {r['map']:>6.3f} "
+        lines.append(f"{m:<{width}} {r['pointing_game']:>8.3f} {r['misses_on_other_object']:>15.3f} "
+                     f"{r['misses_on_background']:>8.3f} {r['miou']:>6.3f} {r['map']:>6.3f} "
                      f"{1000 * r['seconds_per_map']:>7.2f}  {r['objects']}")
     return "\n".join(lines)
 
@@ -271,6 +322,8 @@ def main(argv=None) -> int:
     """
     parser = argparse.ArgumentParser(description="Score TextSpan, LeGrad and attention baselines on toy-world masks.")
     parser.add_argument("--scenes", type=int, default=N_SCENES, help="two-object scenes (two maps each)")
+    parser.add_argument("--methods", nargs="+", default=list(FAIR_METHODS), choices=ALL_METHODS,
+                        help="default: both methods under both normalisations, and the two chance maps")
     parser.add_argument("--memory-child", choices=METHODS + ("legrad_torch",), help=argparse.SUPPRESS)
     parser.add_argument("--arch", default="toy", help=argparse.SUPPRESS)
     parser.add_argument("--prompts", type=int, default=5, help=argparse.SUPPRESS)
@@ -279,10 +332,10 @@ def main(argv=None) -> int:
         print(json.dumps(_memory_child(args.memory_child, args.arch, args.prompts)))
         return 0
     torch.manual_seed(0)
-    results = compare(n_scenes=args.scenes)
+    results = compare(n_scenes=args.scenes, methods=tuple(args.methods))
     print(table(results))
-    print(json.dumps({m: {k: r[k] for k in ("pointing_game", "miou", "map", "seconds_per_map")}
-                      for m, r in results.items()}))
+    print(json.dumps({m: {k: r[k] for k in ("pointing_game", "miou", "map", "seconds_per_map", "misses_on_other_object",
+                                            "misses_on_background")} for m, r in results.items()}))
     return 0
 
 

@@ -256,9 +256,11 @@ plt.tight_layout(); plt.show()
 #
 # Every method, the same 250 two-object scenes (500 objects; 100 scenes for a real ViT on a CPU, which would otherwise
 # take several minutes), the same scores as notebook 07: the pointing game
-# (peak on the object, standard tolerance), mIoU (map binarised at its mean), mAP, and the time per map. The CLI
-# `python -m course_utils.compare_maps` runs exactly this function, so anyone can re-measure the table; its last line
-# is the same numbers as JSON. (Timings differ between machines and runs; the scores don't.)
+# (peak on the object, standard tolerance), where the misses land (on the other object, or on the background), mIoU
+# (map binarised at its mean), mAP, and the time per map. The CLI
+# `python -m course_utils.compare_maps --methods textspan legrad_last2 legrad_all raw_attention rollout` runs exactly
+# this, so anyone can re-measure the table; its last line is the same numbers as JSON. Without `--methods` it also
+# scores each method under the other's normalisation and two chance maps. (Timings differ between runs; scores don't.)
 
 # %% tags=["varies"]
 FAST = device.type == "cpu" and REAL_MODEL        # a 224-px ViT on a laptop CPU: 100 scenes instead of 250

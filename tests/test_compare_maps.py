@@ -48,8 +48,9 @@ def test_cli_last_line_is_json_per_method():
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     last = json.loads(proc.stdout.strip().splitlines()[-1])
-    assert list(last) == list(cm.METHODS)
-    assert all(set(v) == {"pointing_game", "miou", "map", "seconds_per_map"} for v in last.values())
+    assert list(last) == list(cm.FAIR_METHODS)
+    assert all(set(v) == {"pointing_game", "miou", "map", "seconds_per_map", "misses_on_other_object",
+                          "misses_on_background"} for v in last.values())
 
 
 def test_textspan_pointing_game_on_500_objects():
@@ -93,3 +94,30 @@ def test_compare_runs_at_an_openai_resolution():
     results = cm.compare(model, n_scenes=1, progress=False)
     assert all(r["objects"] == 2 for r in results.values())
     assert set(cm.wrong_prompt_test(model, n_scenes=1, progress=False)) == {"textspan", "legrad_last2"}
+
+
+def test_fair_scoring_both_normalisations_chance_maps_and_where_misses_land():
+    """Each method under the other's normalisation, two prompt-blind chance maps, and misses split by where they land."""
+    model, preprocess = load_toyclip("cpu")
+    from course_utils import toyworld as tw
+    from course_utils.legrad import legrad
+    from course_utils.heatmaps import textspan_heatmap
+
+    image = preprocess(tw.random_scene(1).image)
+    texts = cm.class_embeddings(model)
+    every = legrad(model, image, texts, normalize=False)  # [100, R, R]
+    torch.testing.assert_close(cm.method_maps("legrad_last2_relative", model, image, texts[[4, 9]], [4, 9], texts),
+                               (every - every.mean(0))[[4, 9]])
+    torch.testing.assert_close(cm.method_maps("textspan_absolute", model, image, texts[[4, 9]], [4, 9], texts),
+                               textspan_heatmap(model, image, texts, relative=False)[[4, 9]])
+    prior = cm.method_maps("centre_prior", model, image, texts[:2], [0, 1], texts)
+    assert torch.equal(prior[0], prior[1]) and divmod(int(prior[0].argmax()), 64) == (31, 31)  # peaks in the middle
+    first = cm.method_maps("random_map", model, image, texts[:2], [0, 1], texts, torch.Generator().manual_seed(5))
+    again = cm.method_maps("random_map", model, image, texts[:2], [0, 1], texts, torch.Generator().manual_seed(5))
+    assert torch.equal(first, again) and torch.equal(first[0], first[1])
+    results = cm.compare(model, n_scenes=6, methods=cm.FAIR_METHODS, progress=False)
+    assert list(results) == list(cm.FAIR_METHODS)
+    for m, r in results.items():
+        assert r["pointing_game"] + r["misses_on_other_object"] + r["misses_on_background"] == pytest.approx(1, abs=1e-3)
+    for m in ("centre_prior", "random_map"):  # a prompt-blind map's hit on one object is a miss on the other
+        assert results[m]["pointing_game"] == results[m]["misses_on_other_object"]
