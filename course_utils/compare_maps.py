@@ -42,10 +42,11 @@ from .data import pil_batch, to_input
 from .heatmaps import textspan_heatmap, to_grid, upsample
 from .inside_vit import trace_vit
 from .models import load_toyclip, random_clip, vit_visual
-from .legrad import legrad
+from .legrad import legrad, readout_accuracy
 from .legrad_twin import legrad_torch_maps  # its open_clip and legrad-torch load only when called
 from .metrics import average_precision, binarize, mean_iou, pointing_hit, standard_tolerance
 from .report import proc_status_kb
+from .textspan import role_heads, toy_head_roles
 from .zero_shot import zero_shot_classifier
 
 METHODS = ("textspan", "legrad_last2", "legrad_all", "raw_attention", "rollout")
@@ -240,6 +241,67 @@ def wrong_prompt_test(model=None, n_scenes: int = 100, progress: bool = True) ->
             for m, v in out.items()}
 
 
+LEGRAD_PREMISE = 0.80  # top-1 of the last block's token-mean readout on the toy test set
+TEXTSPAN_PREMISE = (6, 3)  # late heads (last two layers) with one property at >= 0.8, and how many properties
+
+
+def premises(model=None, n_images: int = 1000, n_scenes: int = 2000) -> dict:
+    """Each method's premise, measured on this model, before any ranking of the two.
+
+    LeGrad reads every block through the mean of its tokens (legrad.layer_score): that reading must classify
+    (the last block's token-mean top-1 >= LEGRAD_PREMISE on the toy test set). TextSpan explains the model through
+    heads with roles: at least 6 late heads with >= 80% of their texts about one property, covering >= 3 properties.
+    Taught in: notebook 08, "The measured table".
+    """
+    if model is None:
+        model, _ = load_toyclip("cpu")
+    model = model.float().eval()
+    test = tw.ToyShapes(train=False, n=n_images)
+    images = to_input(pil_batch(test[i][0] for i in range(len(test))))
+    labels = torch.tensor([test[i][1] for i in range(len(test))])
+    readout = readout_accuracy(model, images, labels, class_embeddings(model))
+    roles = toy_head_roles(n_scenes, model=model)
+    heads = role_heads(roles)
+    properties = sorted({roles[h]["property"] for h in heads})
+    need_heads, need_props = TEXTSPAN_PREMISE
+    return dict(legrad=dict(holds=readout["token_mean"][-1] >= LEGRAD_PREMISE,
+                            token_mean_top1_last_block=round(readout["token_mean"][-1], 4),
+                            cls_top1=round(readout["cls"], 4), bar=LEGRAD_PREMISE),
+                textspan=dict(holds=len(heads) >= need_heads and len(properties) >= need_props, role_heads=heads,
+                              properties=properties, bar=f">= {need_heads} heads, >= {need_props} properties"))
+
+
+def verdict(results: dict, checked: dict, score: str = "pointing_game") -> str:
+    """One sentence ranking TextSpan and LeGrad on `score`, or why there is no verdict.
+
+    No ranking where either premise fails: a method whose premise fails on this model measures the model, not itself.
+    Compares the best normalisation of each (both are in FAIR_METHODS), and both against the measured chance.
+    Taught in: notebook 08, "The measured table".
+    """
+    failed = [m for m in ("legrad", "textspan") if not checked[m]["holds"]]
+    if failed:
+        why = {"legrad": f"LeGrad's (the token-mean readout classifies at "
+                         f"{checked['legrad']['token_mean_top1_last_block']:.0%}, below {LEGRAD_PREMISE:.0%})",
+               "textspan": f"TextSpan's ({_count(len(checked['textspan']['role_heads']), 'role head')} over "
+                           f"{_count(len(checked['textspan']['properties']), 'property')}; "
+                           f"needs {checked['textspan']['bar']})"}
+        return "No verdict: " + " and ".join(why[m] for m in failed) + " premise fails on this model."
+    chances = [results[m][score] for m in ("centre_prior", "random_map") if m in results]
+    scored = {name: [m for m in results if m.startswith(name)] for name in ("textspan", "legrad")}
+    if not chances or not all(scored.values()):
+        return "No verdict: score both methods and the chance maps (centre_prior, random_map) together."
+    chance = max(chances)
+    best = {name: max(methods, key=lambda m: results[m][score]) for name, methods in scored.items()}
+    (a, ra), (b, rb) = sorted(((m, results[m][score]) for m in best.values()), key=lambda x: -x[1])
+    if rb <= chance:
+        return f"{a} ({ra:.3f}) is above chance ({chance:.3f}) on {score}; {b} ({rb:.3f}) is not. Both premises hold."
+    return f"{a} ({ra:.3f}) ahead of {b} ({rb:.3f}) on {score}; chance measured at {chance:.3f}; both premises hold."
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun if n == 1 else (noun[:-1] + 'ies' if noun.endswith('y') else noun + 's')}"
+
+
 def table(results: dict) -> str:
     """The results of `compare` as a fixed-width text table, one row per method.
 
@@ -334,6 +396,13 @@ def main(argv=None) -> int:
     torch.manual_seed(0)
     results = compare(n_scenes=args.scenes, methods=tuple(args.methods))
     print(table(results))
+    checked = premises()
+    print(f"\nLeGrad's premise: last block's token-mean readout top-1 {checked['legrad']['token_mean_top1_last_block']:.3f}"
+          f" (bar {LEGRAD_PREMISE}): {'holds' if checked['legrad']['holds'] else 'FAILS'}")
+    print(f"TextSpan's premise: {len(checked['textspan']['role_heads'])} role heads over "
+          f"{checked['textspan']['properties']} ({checked['textspan']['bar']}): "
+          f"{'holds' if checked['textspan']['holds'] else 'FAILS'}")
+    print(verdict(results, checked))
     print(json.dumps({m: {k: r[k] for k in ("pointing_game", "miou", "map", "seconds_per_map", "misses_on_other_object",
                                             "misses_on_background")} for m, r in results.items()}))
     return 0

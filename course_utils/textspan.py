@@ -36,7 +36,7 @@ import torch
 from . import pools
 from . import toyworld as tw
 from .decompose import CONVENTIONS, check_convention, folded_readout, head_contributions, head_readouts
-from .models import build, load_toyclip
+from .models import build, clip, load_toyclip
 from .zero_shot import encode_texts
 
 
@@ -279,12 +279,15 @@ ROLE_PROPERTIES = ("colour", "shape", "position", "size", "count")  # the head r
 
 
 def toy_head_roles(n_scenes: int = 2000, layers=None, n_texts: int = 5, rank: int | None = None,
-                   convention: str = "paper") -> dict:
-    """ToyCLIP's late heads described by the toy pool: per head, its texts and the share about one property.
+                   convention: str = "paper", model=None) -> dict:
+    """ToyCLIP's (or `model`'s, at the toy world's 64 px) late heads described by the toy pool: per head, its texts
+    and the share about one property.
 
-    Used by: python -m course_utils.textspan and tests/test_textspan.py.
+    Used by: python -m course_utils.textspan, compare_maps.premises and tests/test_textspan.py.
     """
-    model, preprocess = load_toyclip("cpu")
+    if model is None:
+        model, _ = load_toyclip("cpu")
+    preprocess = clip.clip._transform(model.visual.input_resolution)  # what load_clip returns with the model
     model = model.float()
     texts, props = pools.load_pool("toy")
     text_emb = encode_texts(model, texts)
@@ -298,6 +301,14 @@ def toy_head_roles(n_scenes: int = 2000, layers=None, n_texts: int = 5, rank: in
                               texts=[f"{t} ({props[j]})" for t, j in zip(r.texts, r.indices)],
                               explained=round(r.explained[-1], 3))
             for (l, h), r in spans.items()}
+
+
+def role_heads(roles: dict, bar: float = 0.8) -> list[str]:
+    """The heads of toy_head_roles' result with at least `bar` of their texts about one role property.
+
+    Used by: main and compare_maps.premises (TextSpan's premise: heads with roles).
+    """
+    return [head for head, r in roles.items() if r["share"] >= bar and r["property"] in ROLE_PROPERTIES]
 
 
 def main(argv=None) -> int:
@@ -315,7 +326,7 @@ def main(argv=None) -> int:
     roles = toy_head_roles(args.scenes, n_texts=args.texts, rank=args.rank, convention=args.convention)
     for head, r in roles.items():
         print(f"{head}  {r['property']:>10} {r['share']:4.0%}  explained {r['explained']:.2f}  | " + " · ".join(r["texts"]))
-    strong = [r["property"] for r in roles.values() if r["share"] >= 0.8 and r["property"] in ROLE_PROPERTIES]
+    strong = [roles[head]["property"] for head in role_heads(roles)]
     summary = {head: {"property": r["property"], "share": r["share"]} for head, r in roles.items()}
     summary["heads_at_0.8"] = len(strong)
     summary["properties_at_0.8"] = sorted(set(strong))

@@ -24,6 +24,7 @@ from . import toyworld as tw
 from .contrastive import clip_loss
 from .data import pil_batch, to_input
 from .heatmaps import relative_to_prompts, token_maps
+from .legrad import token_mean_embedding
 from .metrics import pointing_hit, standard_tolerance
 from .models import ARCHITECTURE_KEY, TOYCLIP, build, clip, load_clip
 from .report import print_result
@@ -51,9 +52,29 @@ def make_training_set(n: int, seed: int = 0, single_fraction: float = 0.5):
     return torch.from_numpy(images), tokens[:, :TRAIN_CONTEXT].clone()
 
 
+def image_and_token_mean(model, images: torch.Tensor):
+    """model.encode_image(images) [B, d], and the last block's token-mean readout (LeGrad's, unit length) [B, d].
+
+    Used by: train, for the auxiliary objective (aux_token_mean > 0).
+    """
+    visual = model.visual
+    x = visual.conv1(images.to(visual.conv1.weight.dtype)).flatten(2).transpose(1, 2)  # [B, g², D]
+    cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
+    x = visual.ln_pre(torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype))  # [B, N, D]
+    x = visual.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)  # openai's blocks take [N, B, D]
+    embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]: what encode_image returns
+    return embedding, token_mean_embedding(x, visual.ln_post.weight, visual.ln_post.bias, visual.proj,
+                                           visual.ln_post.eps)
+
+
 def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr: float = 1e-3, seed: int = 0,
-          out: Path | None = CHECKPOINT, log_every: int = 100, eval_every: int = 500, threads: int | None = None):
+          out: Path | None = CHECKPOINT, log_every: int = 100, eval_every: int = 500, threads: int | None = None,
+          aux_token_mean: float = 0.0):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
+
+    aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
+    (LeGrad's reading of a block), so the patch tokens, not only CLS, come to carry the image's content, as they do
+    in large CLIPs. 0 (the default) is the recipe of the bundled checkpoint.
 
     Used by: python -m course_utils.toyclip train (it made data/toyclip.pt) and tests/test_toyclip.py.
     """
@@ -75,7 +96,13 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     bar = tqdm(range(steps), desc="training ToyCLIP", mininterval=10)
     for step in bar:
         idx = torch.randint(0, n_scenes, (batch_size,), generator=gen)
-        loss = clip_loss(model.encode_image(to_input(images[idx])), encode_text_short(model, tokens[idx]), model.logit_scale)
+        text = encode_text_short(model, tokens[idx])
+        if aux_token_mean:
+            embedding, token_mean = image_and_token_mean(model, to_input(images[idx]))
+            loss = clip_loss(embedding, text, model.logit_scale) + aux_token_mean * clip_loss(token_mean, text,
+                                                                                           model.logit_scale)
+        else:
+            loss = clip_loss(model.encode_image(to_input(images[idx])), text, model.logit_scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -188,13 +215,15 @@ def main(argv=None) -> int:
     t.add_argument("--scenes", type=int, default=120_000)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", type=Path, default=CHECKPOINT)
+    t.add_argument("--aux-token-mean", type=float, default=0.0,
+                   help="weight of the contrastive loss on the last block's token-mean readout (default 0: off)")
     e = sub.add_parser("evaluate", help="zero-shot accuracy, pointing game, size and speed; last line is JSON")
     e.add_argument("--checkpoint", type=Path, default=CHECKPOINT)
     e.add_argument("--n-test", type=int, default=2000)
     e.add_argument("--n-scenes", type=int, default=300)
     args = parser.parse_args(argv)
     if args.cmd == "train":
-        train(args.steps, args.batch_size, args.scenes, seed=args.seed, out=args.out)
+        train(args.steps, args.batch_size, args.scenes, seed=args.seed, out=args.out, aux_token_mean=args.aux_token_mean)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes)
     print_result(result)

@@ -121,3 +121,19 @@ def test_fair_scoring_both_normalisations_chance_maps_and_where_misses_land():
         assert r["pointing_game"] + r["misses_on_other_object"] + r["misses_on_background"] == pytest.approx(1, abs=1e-3)
     for m in ("centre_prior", "random_map"):  # a prompt-blind map's hit on one object is a miss on the other
         assert results[m]["pointing_game"] == results[m]["misses_on_other_object"]
+
+
+def test_no_verdict_where_a_premise_fails_and_a_ranking_where_both_hold():
+    """Today's ToyCLIP is the negative control: its token-mean readout doesn't classify, so LeGrad's premise fails."""
+    checked = cm.premises(n_images=300, n_scenes=300)
+    assert not checked["legrad"]["holds"] and checked["legrad"]["token_mean_top1_last_block"] < cm.LEGRAD_PREMISE
+    results = {m: dict(pointing_game=p) for m, p in [("textspan", 0.95), ("legrad_all_relative", 0.85),
+                                                     ("legrad_last2", 0.1), ("centre_prior", 0.0), ("random_map", 0.14)]}
+    said = cm.verdict(results, checked)
+    assert said.startswith("No verdict: LeGrad's") and "textspan" not in said
+    both = {"legrad": {**checked["legrad"], "holds": True}, "textspan": {**checked["textspan"], "holds": True}}
+    assert cm.verdict(results, both).startswith("textspan (0.950) ahead of legrad_all_relative (0.850)")
+    assert cm.verdict({k: v for k, v in results.items() if "prior" not in k and "random" not in k}, both).startswith(
+        "No verdict: score both methods and the chance maps")
+    weak = {**results, "legrad_all_relative": dict(pointing_game=0.12)}
+    assert "legrad_all_relative (0.120) is not" in cm.verdict(weak, both)

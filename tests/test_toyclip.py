@@ -24,6 +24,22 @@ def test_training_smoke_loss_falls_and_is_deterministic():
     assert all(torch.equal(a, b) for a, b in zip(model.state_dict().values(), model2.state_dict().values()))
 
 
+
+def test_the_auxiliary_token_mean_objective_trains_that_readout_and_is_deterministic():
+    """--aux-token-mean adds the contrastive loss on LeGrad's token-mean reading of the last block; same seed, same run."""
+    from course_utils.legrad import layer_score
+    from course_utils.inside_vit import run_blocks
+    kw = dict(steps=30, batch_size=32, n_scenes=320, out=None, log_every=1000, eval_every=0, aux_token_mean=1.0)
+    model, losses = toyclip.train(**kw)
+    assert losses != toyclip.train(**{**kw, "aux_token_mean": 0.0})[1]  # the option changes training
+    assert losses == toyclip.train(**kw)[1]
+    images = to_input(pil_batch(tw.random_scene(i).image for i in range(3)))
+    with torch.no_grad():
+        embedding, token_mean = toyclip.image_and_token_mean(model.eval(), images)
+        *_, last = run_blocks(model.visual, images)
+        torch.testing.assert_close(embedding, model.encode_image(images), atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(token_mean, layer_score(model.visual, last[-1]), atol=1e-5, rtol=1e-5)
+
 def test_clip_loss_is_symmetric_infonce():
     torch.manual_seed(0)
     img, txt, scale = torch.randn(6, 8), torch.randn(6, 8), torch.tensor(2.0)
