@@ -257,8 +257,9 @@ def premises(model=None, n_images: int = 1000, n_scenes: int = 2000) -> dict:
         model, _ = load_toyclip("cpu")
     model = model.float().eval()
     test = tw.ToyShapes(train=False, n=n_images)
-    images = to_input(pil_batch(test[i][0] for i in range(len(test))))
-    labels = torch.tensor([test[i][1] for i in range(len(test))])
+    items = [test[i] for i in range(len(test))]  # each scene drawn once
+    images = to_input(pil_batch(image for image, _ in items))
+    labels = torch.tensor([label for _, label in items])
     readout = readout_accuracy(model, images, labels, class_embeddings(model))
     roles = toy_head_roles(n_scenes, model=model)
     heads = role_heads(roles)

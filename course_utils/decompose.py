@@ -66,8 +66,7 @@ class Decomposition:
 
     def select(self, layers=None, heads=None) -> torch.Tensor:
         """[B, L', N, H', d]: `attn` restricted to the chosen layers and heads (default all)."""
-        a = self.attn if layers is None else self.attn[:, _as_index(layers)]
-        return a if heads is None else a[..., _as_index(heads), :]
+        return select_parts(self.attn, layers, heads)
 
     def tokens(self, layers=None, heads=None) -> torch.Tensor:
         """[B, N, d]: per-source-token contributions, summed over the chosen layers and heads (default all)."""
@@ -82,8 +81,16 @@ class Decomposition:
         return self.attn.sum(dim=(2, 3))
 
 
-def _as_index(x):
-    return [x] if isinstance(x, int) else list(x)
+def select_parts(parts: torch.Tensor, layers=None, heads=None) -> torch.Tensor:
+    """[B, L, N, H, ...] -> [B, L', N, H', ...]: the chosen layers and heads (an int or a list each; default all).
+
+    Used by: Decomposition.select and heatmaps.token_maps (on text_scores' [B, L, N, H, P]).
+    """
+    if layers is not None:
+        parts = parts[:, [layers] if isinstance(layers, int) else list(layers)]
+    if heads is not None:
+        parts = parts[:, :, :, [heads] if isinstance(heads, int) else list(heads)]
+    return parts
 
 
 def fold_ln_proj(weight: torch.Tensor, proj: torch.Tensor) -> torch.Tensor:

@@ -25,7 +25,7 @@ import torch
 import torch.nn.functional as F
 from einops import rearrange
 
-from .decompose import text_scores
+from .decompose import select_parts, text_scores
 from .models import vit_visual
 
 
@@ -78,11 +78,8 @@ def token_maps(model, images: torch.Tensor, text_embeddings: torch.Tensor, layer
     # The critical line (patch_scores on decompose's attn), with each head's readout turned to the texts first:
     # the same numbers (tested), without the [B, L, N, H, d] tensor
     parts = text_scores(model, images, texts, normalize=normalize, convention=convention)  # [B, L, N, H, P]
-    if layers is not None:
-        parts = parts[:, [layers] if isinstance(layers, int) else list(layers)]
-    if heads is not None:
-        parts = parts[:, :, :, [heads] if isinstance(heads, int) else list(heads)]
-    scores = parts[:, :, 1:].sum(dim=(1, 3)).transpose(1, 2)  # [B, P, g²]: image tokens only
+    chosen = select_parts(parts, layers, heads)  # [B, L', N, H', P]
+    scores = chosen[:, :, 1:].sum(dim=(1, 3)).transpose(1, 2)  # [B, P, g²]: image tokens only
     return upsample(to_grid(scores), images.shape[-1])
 
 

@@ -24,6 +24,7 @@ from . import toyworld as tw
 from .contrastive import clip_loss
 from .data import pil_batch, to_input
 from .heatmaps import relative_to_prompts, token_maps
+from .inside_vit import patch_tokens
 from .legrad import token_mean_embedding
 from .metrics import pointing_hit, standard_tolerance
 from .models import ARCHITECTURE_KEY, TOYCLIP, build, clip, load_clip
@@ -58,9 +59,7 @@ def image_and_token_mean(model, images: torch.Tensor):
     Used by: train, for the auxiliary objective (aux_token_mean > 0).
     """
     visual = model.visual
-    x = visual.conv1(images.to(visual.conv1.weight.dtype)).flatten(2).transpose(1, 2)  # [B, g², D]
-    cls = visual.class_embedding.to(x.dtype).expand(x.shape[0], 1, -1)
-    x = visual.ln_pre(torch.cat([cls, x], dim=1) + visual.positional_embedding.to(x.dtype))  # [B, N, D]
+    x = patch_tokens(visual, images)  # [B, N, D]
     x = visual.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)  # openai's blocks take [N, B, D]
     embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]: what encode_image returns
     return embedding, token_mean_embedding(x, visual.ln_post.weight, visual.ln_post.bias, visual.proj,
