@@ -111,7 +111,7 @@ register(
     Asset(
         "toyclip",
         "data/toyclip.pt",
-        "fca988099added06aa8e1566a24ed7dbf2da71680a69f7f8d0dce265819d1721",
+        "8d5d0ca3bcf90338160b47c27a29e8d9a6c97dbcc50e8e94ec3ef5176a2c5e83",
         "toyclip.pt",
         None,
         "MIT, like this course: trained from scratch by course_utils.toyclip on the procedurally drawn toy world",

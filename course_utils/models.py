@@ -40,7 +40,7 @@ ARCHITECTURES: dict[str, dict[str, int]] = {
     # clip.model.CLIP 2 vision heads: too few to specialise, and specialised heads are what TextSpan (notebook 06)
     # finds in real CLIP's 12-16. So ToyCLIP splits the same width into 8 heads of 16. The weights have the same
     # shapes either way, which is why its checkpoint names its architecture (ARCHITECTURE_KEY).
-    TOYCLIP: dict(embed_dim=64, image_resolution=tw.IMAGE_SIZE, vision_layers=4, vision_width=128, vision_patch_size=8,
+    TOYCLIP: dict(embed_dim=64, image_resolution=tw.IMAGE_SIZE, vision_layers=6, vision_width=128, vision_patch_size=8,
                   context_length=77, vocab_size=49408, transformer_width=128, transformer_heads=2,
                   transformer_layers=3, vision_heads=8),
 }
@@ -223,7 +223,7 @@ def architecture_name(model) -> str:
     """The name in ARCHITECTURES whose vision tower has this model's shapes ("ViT-B/32", "ToyCLIP", ...).
 
     Raises a ValueError naming the shapes if none matches (a ViT the course has no entry for).
-    Used by: notebook 08, "The measured table" (to measure memory on fresh weights of the same shapes).
+    Used by: notebook 08, "Time and memory per map" (to measure memory on fresh weights of the same shapes).
     """
     info = model_info(model)
     for name, a in ARCHITECTURES.items():

@@ -11,78 +11,171 @@ from __future__ import annotations
 
 import argparse
 import math
+import multiprocessing
+import os
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from . import assets
 from . import toyworld as tw
+from .ablation import mean_ablate
+from .compare_maps import premises
 from .contrastive import clip_loss
 from .data import pil_batch, to_input
+from .decompose import head_contributions
 from .heatmaps import relative_to_prompts, token_maps
 from .inside_vit import patch_tokens
 from .legrad import token_mean_embedding
 from .metrics import pointing_hit, standard_tolerance
-from .models import ARCHITECTURE_KEY, TOYCLIP, build, clip, load_clip
+from .models import ARCHITECTURE_KEY, ARCHITECTURES, TOYCLIP, build, clip, load_clip
 from .report import print_result
-from .zero_shot import cosine_logits, encode_text_short, topk_accuracy, zero_shot_classifier
+from .zero_shot import PROMPT_TEMPLATE, cosine_logits, encode_text_short, readable, topk_accuracy, zero_shot_classifier
 
 CHECKPOINT = assets.local_path("toyclip")  # data/toyclip.pt
 TRAIN_CONTEXT = 40  # captions are <= 38 tokens; causal text attention makes later positions irrelevant
 
 
-def make_training_set(n: int, seed: int = 0, single_fraction: float = 0.5):
-    """Draw `n` scenes once (PIL is slow) and return uint8 images [n, 3, H, W] and tokens [n, TRAIN_CONTEXT].
+def patch_labels(scene: tw.Scene, patch: int) -> np.ndarray:
+    """[grid * grid] int16: per patch (row-major, the order of the patch tokens), the class of the object covering at
+    least half of its pixels, or -1 where none does (background, or an object's edge).
+
+    Used by: make_training_set (the targets of train's aux_patches objective).
+    """
+    side = scene.image.size[0] // patch
+    labels = np.full(side * side, -1, dtype=np.int16)
+    for obj in scene.objects:
+        cover = obj.mask.reshape(side, patch, side, patch).mean(axis=(1, 3)).reshape(-1)  # [grid * grid]
+        labels[cover >= 0.5] = obj.label
+    return labels
+
+
+def twin_pair(rng: np.random.Generator, n_objects: int) -> list[tw.Scene]:
+    """Two scenes with the same objects (colours, shapes) and background that differ in one property, position or
+    size, and whose captions both name it: "a small red circle" / "a large red circle".
+
+    In a batch of unrelated scenes, colour and shape alone tell every caption apart, so nothing makes the model learn
+    the other words. A twin in the same batch does (tried for ToyCLIP v2 and not kept: see data/README.md).
+
+    Used by: make_training_set (twin_fraction).
+    """
+    objects = tw.random_objects(rng, n_objects)
+    background = list(tw.BACKGROUNDS)[rng.integers(len(tw.BACKGROUNDS))]
+    change = ("position", "size")[rng.integers(2)]
+    twin = [dict(o) for o in objects]
+    if change == "size":
+        for o in twin:
+            o["size"] = "large" if o["size"] == "small" else "small"
+    else:  # every object to another region
+        free = [r for r in tw.POSITIONS_LIST if r not in [tuple(o["region"]) for o in objects]]
+        regions = [tuple(o["region"]) for o in objects]
+        moved = regions[1:] + regions[:1] if n_objects > 1 else [free[rng.integers(len(free))]]
+        if n_objects > 1 and free and rng.random() < 0.5:
+            moved[0] = free[rng.integers(len(free))]
+        for o, r in zip(twin, moved):
+            o["region"] = r
+    rates = {**tw.CAPTION_RATES, change: 1.0}
+    pair = []
+    for objs in (objects, twin):
+        scene = tw.draw_scene(objs, background, seed=int(rng.integers(2**31)), caption="")
+        scene.caption = tw.describe(scene, rng, rates)
+        pair.append(scene)
+    return pair
+
+
+def _draw(args):
+    seed, lo, hi, single_fraction, twin_fraction, patch = args
+    images = np.empty((hi - lo, 3, tw.IMAGE_SIZE, tw.IMAGE_SIZE), dtype=np.uint8)
+    captions, labels = [], []
+    for j in range(lo // 2, hi // 2):  # scenes 2j and 2j + 1 depend on (seed, j) alone
+        rng = np.random.default_rng([seed, j])
+        counts = [1 if rng.random() < single_fraction else (2 if rng.random() < 0.7 else 3) for _ in range(2)]
+        if rng.random() < twin_fraction:
+            pair = twin_pair(rng, counts[0])
+        else:
+            pair = [tw.random_scene(seed * 10_000_000 + 2 * j + k, n_objects=counts[k]) for k in range(2)]
+        for k, scene in enumerate(pair):
+            images[2 * j + k - lo] = np.asarray(scene.image).transpose(2, 0, 1)
+            captions.append(scene.caption)
+            labels.append(patch_labels(scene, patch))
+    return images, captions, np.stack(labels)
+
+
+def make_training_set(n: int, seed: int = 0, single_fraction: float = 0.5, twin_fraction: float = 0.0,
+                      workers: int = 1, patch: int = 8):
+    """Draw `n` scenes once (PIL is slow): uint8 images [n, 3, H, W], tokens [n, TRAIN_CONTEXT] and patch labels
+    [n, grid * grid] (see patch_labels). Scenes come in pairs (2j, 2j + 1); `twin_fraction` of the pairs are twins
+    (see twin_pair). The scenes are the same whatever `workers` is (processes drawing in parallel).
 
     Used by: train.
     """
-    rng = np.random.default_rng(seed)
-    images = np.empty((n, 3, tw.IMAGE_SIZE, tw.IMAGE_SIZE), dtype=np.uint8)
-    captions = []
-    for i in tqdm(range(n), desc="drawing scenes", mininterval=5):
-        n_obj = 1 if rng.random() < single_fraction else (2 if rng.random() < 0.7 else 3)
-        scene = tw.random_scene(seed * 10_000_000 + i, n_objects=n_obj)
-        images[i] = np.asarray(scene.image).transpose(2, 0, 1)
-        captions.append(scene.caption)
-    tokens = clip.tokenize(captions)
+    if n % 2:
+        raise ValueError(f"make_training_set: n={n} scenes, but scenes come in pairs; use an even number.")
+    chunks = [(seed, lo, min(n, lo + 2000), single_fraction, twin_fraction, patch) for lo in range(0, n, 2000)]
+    if workers > 1:
+        with multiprocessing.get_context("spawn").Pool(workers) as pool:
+            parts = list(tqdm(pool.imap(_draw, chunks), total=len(chunks), desc="drawing scenes", mininterval=5))
+    else:
+        parts = [_draw(c) for c in tqdm(chunks, desc="drawing scenes", mininterval=5)]
+    images = np.concatenate([p[0] for p in parts])
+    tokens = clip.tokenize([c for p in parts for c in p[1]])
     assert (tokens[:, TRAIN_CONTEXT:] == 0).all(), "a caption is longer than TRAIN_CONTEXT tokens"
-    return torch.from_numpy(images), tokens[:, :TRAIN_CONTEXT].clone()
+    labels = np.concatenate([p[2] for p in parts])
+    return torch.from_numpy(images), tokens[:, :TRAIN_CONTEXT].clone(), torch.from_numpy(labels).long()
 
 
-def image_and_token_mean(model, images: torch.Tensor):
-    """model.encode_image(images) [B, d], and the last block's token-mean readout (LeGrad's, unit length) [B, d].
+def image_readouts(model, images: torch.Tensor):
+    """One forward pass read three ways: model.encode_image(images) [B, d]; the last block's token-mean readout
+    (LeGrad's, unit length) [B, d]; and every patch token through ln_post and proj [B, grid * grid, d].
 
-    Used by: train, for the auxiliary objective (aux_token_mean > 0).
+    Used by: train, for the auxiliary objectives (aux_token_mean, aux_patches).
     """
     visual = model.visual
     x = patch_tokens(visual, images)  # [B, N, D]
     x = visual.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)  # openai's blocks take [N, B, D]
     embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]: what encode_image returns
-    return embedding, token_mean_embedding(x, visual.ln_post.weight, visual.ln_post.bias, visual.proj,
-                                           visual.ln_post.eps)
+    token_mean = token_mean_embedding(x, visual.ln_post.weight, visual.ln_post.bias, visual.proj, visual.ln_post.eps)
+    return embedding, token_mean, visual.ln_post(x[:, 1:]) @ visual.proj
+
+
+def patch_loss(patches: torch.Tensor, labels: torch.Tensor, class_text: torch.Tensor, logit_scale) -> torch.Tensor:
+    """Cross-entropy of each labelled patch's readout [B, P, d] against the class prompts' embeddings [C, d]
+    (labels [B, P], -1 = no object: ignored), at the model's temperature.
+
+    Used by: train (aux_patches).
+    """
+    logits = logit_scale.exp() * F.normalize(patches, dim=-1) @ F.normalize(class_text, dim=-1).T  # [B, P, C]
+    return F.cross_entropy(logits.flatten(0, 1), labels.flatten(), ignore_index=-1)
 
 
 def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr: float = 1e-3, seed: int = 0,
           out: Path | None = CHECKPOINT, log_every: int = 100, eval_every: int = 500, threads: int | None = None,
-          aux_token_mean: float = 0.0):
+          aux_token_mean: float = 1.0, aux_patches: float = 1.0, twin_fraction: float = 0.0, workers: int = 1,
+          device: str = "cpu"):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
     (LeGrad's reading of a block), so the patch tokens, not only CLS, come to carry the image's content, as they do
-    in large CLIPs. 0 (the default) is the recipe of the bundled checkpoint.
+    in large CLIPs. aux_patches > 0 adds that weight times patch_loss: each patch token that lies on an object,
+    read out like the image embedding, should match that object's class prompt ("a photo of a red circle.").
+    twin_fraction: the share of scene pairs that are twins (make_training_set); a batch always holds whole pairs.
+    `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
     Used by: python -m course_utils.toyclip train (it made data/toyclip.pt) and tests/test_toyclip.py.
     """
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
-    images, tokens = make_training_set(n_scenes, seed=seed)
+    images, tokens, labels = make_training_set(n_scenes, seed=seed, twin_fraction=twin_fraction, workers=workers,
+                                               patch=ARCHITECTURES[TOYCLIP]["vision_patch_size"])
     print(f"drew {n_scenes} scenes in {time.perf_counter() - start:.0f}s")
-    model = build(TOYCLIP, seed).train()
+    model = build(TOYCLIP, seed).train().to(device)
+    class_tokens = clip.tokenize([PROMPT_TEMPLATE.format(readable(c)) for c in tw.CLASSES])[:, :TRAIN_CONTEXT].to(device)  # [C, ctx]
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
@@ -94,14 +187,21 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     losses = []
     bar = tqdm(range(steps), desc="training ToyCLIP", mininterval=10)
     for step in bar:
-        idx = torch.randint(0, n_scenes, (batch_size,), generator=gen)
-        text = encode_text_short(model, tokens[idx])
-        if aux_token_mean:
-            embedding, token_mean = image_and_token_mean(model, to_input(images[idx]))
-            loss = clip_loss(embedding, text, model.logit_scale) + aux_token_mean * clip_loss(token_mean, text,
-                                                                                           model.logit_scale)
+        pairs = torch.randint(0, n_scenes // 2, (batch_size // 2,), generator=gen)  # a batch holds whole pairs
+        idx = torch.stack([2 * pairs, 2 * pairs + 1], dim=1).flatten()
+        text = encode_text_short(model, tokens[idx].to(device))
+        x = to_input(images[idx]).to(device)
+        if aux_token_mean or aux_patches:
+            embedding, token_mean, patches = image_readouts(model, x)
+            loss = clip_loss(embedding, text, model.logit_scale)
+            if aux_token_mean:
+                loss = loss + aux_token_mean * clip_loss(token_mean, text, model.logit_scale)
+            if aux_patches:
+                with torch.no_grad():  # the class prompts as the text tower reads them now: targets, not trained here
+                    class_text = encode_text_short(model, class_tokens)  # [C, d]
+                loss = loss + aux_patches * patch_loss(patches, labels[idx].to(device), class_text, model.logit_scale)
         else:
-            loss = clip_loss(model.encode_image(to_input(images[idx])), text, model.logit_scale)
+            loss = clip_loss(model.encode_image(x), text, model.logit_scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -117,7 +217,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
             top1, top5, _ = zero_shot(model, tw.ToyShapes(train=False, n=500))
             bar.write(f"step {step + 1:5d}  quick zero-shot on 500 test images: top-1 {top1:.3f}, top-5 {top5:.3f}")
             model.train()
-    model.eval()
+    model = model.eval().cpu()
     if out is not None:
         save(model, out)
         print(f"saved {out} ({out.stat().st_size / 2**20:.1f} MiB) after {time.perf_counter() - start:.0f}s")
@@ -185,20 +285,73 @@ def pointing_game(model, n_scenes: int = 300, relative: bool = True) -> dict:
                 pointing_game_tolerance_px=tolerance)
 
 
-def evaluate(path: Path = CHECKPOINT, n_test: int = 2000, n_scenes: int = 300) -> dict:
-    """Zero-shot top-1/top-5 on the toy test set, the pointing game, size and CPU speed of a checkpoint.
+def ablation_pattern(model, n_images: int = 1000) -> dict:
+    """Zero-shot top-1 on the toy test set after mean-ablating: nothing, the last two attention layers, all MLP
+    terms, the attention layers before those (the paper's pattern: only the second costs much).
+
+    Used by: evaluate (python -m course_utils.toyclip evaluate).
+    """
+    model = model.float().eval()
+    preprocess = clip.clip._transform(model.visual.input_resolution)
+    contrib = head_contributions(model, tw.ToyShapes(train=False, n=n_images), preprocess, batch_size=100,
+                                 progress=False)
+    classifier = zero_shot_classifier(model, tw.CLASSES)
+    L = contrib.heads.shape[1]
+    return dict(none=mean_ablate(contrib, classifier),
+                last_two_attention_layers=mean_ablate(contrib, classifier, attn_layers=[L - 2, L - 1]),
+                all_mlps=mean_ablate(contrib, classifier, mlp_terms=range(L + 1)),
+                early_attention_layers=mean_ablate(contrib, classifier, attn_layers=range(L - 2)))
+
+
+# The bars ToyCLIP is built to meet (the fair-comparison issue): zero-shot top-1, strict pointing for TextSpan, size.
+BARS = dict(zero_shot_top1=0.97, pointing_game_strict=0.90, checkpoint_mb=25.0)
+# The paper's mean-ablation pattern: the last two attention layers cost at least ABLATION_FACTOR times the points
+# that all MLPs, or the earlier attention layers, cost, and at least ABLATION_MIN_DROP of top-1 in all.
+ABLATION_FACTOR, ABLATION_MIN_DROP = 5.0, 0.2
+
+
+def ablation_pattern_holds(accuracies: dict) -> bool:
+    """ablation_pattern's result -> does it show the paper's pattern (ABLATION_FACTOR, ABLATION_MIN_DROP)?
+
+    Used by: evaluate.
+    """
+    drop = {k: accuracies["none"] - v for k, v in accuracies.items()}
+    late = drop["last_two_attention_layers"]
+    return late >= ABLATION_MIN_DROP and late >= ABLATION_FACTOR * max(drop["all_mlps"], drop["early_attention_layers"], 1e-3)
+
+
+def evaluate(path: Path = CHECKPOINT, n_test: int = 2000, n_scenes: int = 300, n_role_scenes: int = 2000) -> dict:
+    """Every figure ToyCLIP is built to meet, each with its bar and whether it meets it (`meets`): zero-shot top-1/top-5
+    on the toy test set, the pointing game, both methods' premises (compare_maps.premises), the mean-ablation
+    pattern, size; and the CPU speed of the image encoder.
 
     Used by: python -m course_utils.toyclip evaluate (the numbers in data/README.md).
     """
     model, _ = load_clip(path, device="cpu")
     top1, top5, ips = zero_shot(model, tw.ToyShapes(train=False, n=n_test))
     pg = pointing_game(model, n_scenes)
-    return dict(zero_shot_top1=round(top1, 4), zero_shot_top5=round(top5, 4), n_test_images=n_test,
-                n_params=sum(p.numel() for p in model.parameters()),
-                checkpoint_mb=round(path.stat().st_size / 1e6, 2), images_per_s_cpu=round(ips, 1),
-                pointing_game=round(pg["pointing_game"], 4), pointing_game_strict=round(pg["pointing_game_strict"], 4),
-                pointing_game_objects=pg["pointing_game_objects"],
-                pointing_game_tolerance_px=pg["pointing_game_tolerance_px"], torch_threads=torch.get_num_threads())
+    checked = premises(model, n_images=min(n_test, 1000), n_scenes=n_role_scenes)
+    ablation = {k: round(v, 4) for k, v in ablation_pattern(model, min(n_test, 1000)).items()}
+    result = dict(zero_shot_top1=round(top1, 4), zero_shot_top5=round(top5, 4), n_test_images=n_test,
+                  n_params=sum(p.numel() for p in model.parameters()),
+                  checkpoint_mb=round(path.stat().st_size / 1e6, 2), images_per_s_cpu=round(ips, 1),
+                  pointing_game=round(pg["pointing_game"], 4), pointing_game_strict=round(pg["pointing_game_strict"], 4),
+                  pointing_game_objects=pg["pointing_game_objects"],
+                  pointing_game_tolerance_px=pg["pointing_game_tolerance_px"],
+                  token_mean_top1=checked["legrad"]["token_mean_top1_last_block"],
+                  role_heads=checked["textspan"]["role_heads"], role_properties=checked["textspan"]["properties"],
+                  top1_after_mean_ablation=ablation, torch_threads=torch.get_num_threads())
+    result["meets"] = dict(zero_shot_top1=top1 >= BARS["zero_shot_top1"],
+                           pointing_game_strict=result["pointing_game_strict"] >= BARS["pointing_game_strict"],
+                           checkpoint_mb=result["checkpoint_mb"] <= BARS["checkpoint_mb"],
+                           legrad_premise=bool(checked["legrad"]["holds"]),
+                           textspan_premise=bool(checked["textspan"]["holds"]),
+                           ablation_pattern=ablation_pattern_holds(ablation))
+    result["bars"] = dict(BARS, legrad_premise=f"token_mean_top1 >= {checked['legrad']['bar']}",
+                          textspan_premise=checked["textspan"]["bar"],
+                          ablation_pattern=f"last two attention layers cost >= {ABLATION_FACTOR:g}x the points of all "
+                                           f"MLPs or of the earlier attention layers, and >= {ABLATION_MIN_DROP:g}")
+    return result
 
 
 def main(argv=None) -> int:
@@ -214,17 +367,24 @@ def main(argv=None) -> int:
     t.add_argument("--scenes", type=int, default=120_000)
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--out", type=Path, default=CHECKPOINT)
-    t.add_argument("--aux-token-mean", type=float, default=0.0,
-                   help="weight of the contrastive loss on the last block's token-mean readout (default 0: off)")
+    t.add_argument("--aux-token-mean", type=float, default=1.0,
+                   help="weight of the contrastive loss on the last block's token-mean readout (0: off)")
+    t.add_argument("--aux-patches", type=float, default=1.0,
+                   help="weight of the loss that reads each object patch as its class prompt (0: off)")
+    t.add_argument("--twin-fraction", type=float, default=0.0, help="share of scene pairs that differ in one property")
+    t.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes drawing the scenes")
+    t.add_argument("--device", default="cpu", help="cpu (reproducible, the bundled recipe) or cuda")
     e = sub.add_parser("evaluate", help="zero-shot accuracy, pointing game, size and speed; last line is JSON")
     e.add_argument("--checkpoint", type=Path, default=CHECKPOINT)
     e.add_argument("--n-test", type=int, default=2000)
     e.add_argument("--n-scenes", type=int, default=300)
+    e.add_argument("--n-role-scenes", type=int, default=2000, help="scenes for TextSpan's head roles")
     args = parser.parse_args(argv)
     if args.cmd == "train":
-        train(args.steps, args.batch_size, args.scenes, seed=args.seed, out=args.out, aux_token_mean=args.aux_token_mean)
+        train(args.steps, args.batch_size, args.scenes, seed=args.seed, out=args.out, aux_token_mean=args.aux_token_mean,
+              aux_patches=args.aux_patches, twin_fraction=args.twin_fraction, workers=args.workers, device=args.device)
         return 0
-    result = evaluate(args.checkpoint, args.n_test, args.n_scenes)
+    result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)
     print_result(result)
     return 0
 

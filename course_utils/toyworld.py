@@ -191,34 +191,38 @@ def draw_scene(objects: list[dict], background: str = "white", seed: int = 0, si
     return scene
 
 
-CAPTION_TEMPLATES_ONE = (
-    "a {obj}", "a photo of a {obj}", "a {obj} on a {bg} background", "a {obj_pos}", "one {obj}",
-    "a drawing of a {obj}", "there is a {obj} in the {pos}",
+CAPTION_TEMPLATES_ONE = (  # single-object captions: without the position ...
+    "a {obj}", "a photo of a {obj}", "a {obj} on a {bg} background", "one {obj}", "a drawing of a {obj}",
 )
+CAPTION_TEMPLATES_ONE_AT = (  # ... and with it
+    "a {obj_pos}", "there is a {obj} in the {pos}", "a photo of a {obj_pos}",
+)
+# How often a caption names each optional property. Heads can only come to mean "size" or "position" if captions
+# name them often enough for the text tower to learn those words (notebook 06 reads the heads through text).
+CAPTION_RATES = dict(size=0.6, position=0.6, count=0.5)
 
 
-def describe(scene: Scene, rng: np.random.Generator) -> str:
-    """A varied caption: colour, shape, and sometimes size, position, count and background.
+def describe(scene: Scene, rng: np.random.Generator, rates: dict | None = None) -> str:
+    """A varied caption: colour and shape always; size, position, count and background at `rates` (CAPTION_RATES).
 
     Used by: draw_scene (the captions shown in notebook 02, "The toy world").
     """
+    rates = CAPTION_RATES if rates is None else rates
     objs = scene.objects
-    with_size = rng.random() < 0.4
+    with_size = rng.random() < rates["size"]
+    with_pos = rng.random() < rates["position"]
     if len(objs) == 1:
         o = objs[0]
-        template = CAPTION_TEMPLATES_ONE[rng.integers(len(CAPTION_TEMPLATES_ONE))]
+        templates = CAPTION_TEMPLATES_ONE_AT if with_pos else CAPTION_TEMPLATES_ONE
+        template = templates[rng.integers(len(templates))]
         return template.format(obj=o.phrase(with_size), obj_pos=o.phrase(with_size, True), bg=scene.background,
                                pos=o.position)
     order = rng.permutation(len(objs))
-    with_pos = rng.random() < 0.5
     parts = [objs[i].phrase(with_size, with_pos) for i in order]
     listed = ", ".join(f"a {p}" for p in parts[:-1]) + f" and a {parts[-1]}"
-    style = rng.integers(3)
-    if style == 0:
+    if rng.random() < rates["count"]:
         return f"{COUNT_WORDS[len(objs)]} shapes: {listed}"
-    if style == 1:
-        return listed
-    return f"{listed} on a {scene.background} background"
+    return listed if rng.random() < 0.5 else f"{listed} on a {scene.background} background"
 
 
 def random_objects(rng: np.random.Generator, n_objects: int, label: int | None = None) -> list[dict]:

@@ -41,8 +41,8 @@ def test_heatmap_finds_the_object_on_toyclip():
 def test_heatmap_bad_inputs():
     model, _ = load_toyclip("cpu")
     image, texts = torch.randn(3, 64, 64), torch.randn(2, 64)
-    with pytest.raises(IndexError, match="4 layers"):
-        textspan_heatmap(model, image, texts, layers=[4])
+    with pytest.raises(IndexError, match="6 layers"):
+        textspan_heatmap(model, image, texts, layers=[6])
     with pytest.raises(IndexError, match="8 heads"):
         textspan_heatmap(model, image, texts, heads=8)
     with pytest.raises(ValueError, match="P >= 1"):

@@ -9,6 +9,8 @@ import torch
 from course_utils import assets, contrastive, models, toyclip, zero_shot
 from course_utils import toyworld as tw
 from course_utils.data import pil_batch, to_input
+from course_utils.inside_vit import run_blocks
+from course_utils.legrad import layer_score
 from course_utils.models import clip, load_clip, load_toyclip, model_info
 
 TOY_HEADS = models.ARCHITECTURES[models.TOYCLIP]["vision_heads"]
@@ -16,7 +18,8 @@ TOY_HEADS = models.ARCHITECTURES[models.TOYCLIP]["vision_heads"]
 
 def test_training_smoke_loss_falls_and_is_deterministic():
     """A shortened run of the real training loop (CI budget: well under 60 s), twice with the same seed."""
-    kw = dict(steps=40, batch_size=32, n_scenes=640, out=None, log_every=1000, eval_every=0)
+    kw = dict(steps=40, batch_size=32, n_scenes=640, out=None, log_every=1000, eval_every=0, aux_token_mean=0.0,
+              aux_patches=0.0)  # the plain CLIP loss; the next test covers the bundled recipe's extra terms
     model, losses = toyclip.train(**kw)
     assert np.mean(losses[-5:]) < 0.8 * np.mean(losses[:5]), losses
     model2, losses2 = toyclip.train(**kw)
@@ -25,20 +28,64 @@ def test_training_smoke_loss_falls_and_is_deterministic():
 
 
 
-def test_the_auxiliary_token_mean_objective_trains_that_readout_and_is_deterministic():
-    """--aux-token-mean adds the contrastive loss on LeGrad's token-mean reading of the last block; same seed, same run."""
-    from course_utils.legrad import layer_score
-    from course_utils.inside_vit import run_blocks
-    kw = dict(steps=30, batch_size=32, n_scenes=320, out=None, log_every=1000, eval_every=0, aux_token_mean=1.0)
-    model, losses = toyclip.train(**kw)
-    assert losses != toyclip.train(**{**kw, "aux_token_mean": 0.0})[1]  # the option changes training
+def test_each_auxiliary_objective_changes_training_and_training_stays_deterministic():
+    """The bundled recipe's two extra losses (token-mean readout, patches as class prompts), each on and off."""
+    kw = dict(steps=30, batch_size=32, n_scenes=320, out=None, log_every=1000, eval_every=0)
+    model, losses = toyclip.train(**kw)  # the defaults: both objectives on
+    assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses
+    assert losses != toyclip.train(**{**kw, "aux_token_mean": 0.0})[1]  # each option changes training
+    assert losses != toyclip.train(**{**kw, "aux_patches": 0.0})[1]
     assert losses == toyclip.train(**kw)[1]
     images = to_input(pil_batch(tw.random_scene(i).image for i in range(3)))
     with torch.no_grad():
-        embedding, token_mean = toyclip.image_and_token_mean(model.eval(), images)
+        embedding, token_mean = toyclip.image_readouts(model.eval(), images)[:2]
         *_, last = run_blocks(model.visual, images)
         torch.testing.assert_close(embedding, model.encode_image(images), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(token_mean, layer_score(model.visual, last[-1]), atol=1e-5, rtol=1e-5)
+
+def test_patch_labels_mark_the_patches_an_object_covers():
+    scene = tw.draw_scene([dict(color="red", shape="square", size="large", region=(0, 0)),
+                           dict(color="blue", shape="circle", size="large", region=(1, 1))], seed=3)
+    labels = toyclip.patch_labels(scene, 8).reshape(8, 8)
+    red, blue = tw.CLASSES.index("red_square"), tw.CLASSES.index("blue_circle")
+    assert (labels[:4, :4] != blue).all() and (labels[4:, 4:] != red).all()
+    assert (labels == red).sum() >= 4 and (labels == blue).sum() >= 4 and (labels[:4, 4:] == -1).all()
+    for obj, lab in zip(scene.objects, (red, blue)):  # every labelled patch is at least half covered
+        cover = obj.mask.reshape(8, 8, 8, 8).mean(axis=(1, 3))
+        assert (cover[labels == lab] >= 0.5).all()
+
+
+def test_patch_loss_is_cross_entropy_over_labelled_patches_only():
+    torch.manual_seed(0)
+    patches, classes, scale = torch.randn(2, 4, 8), torch.randn(5, 8), torch.tensor(1.5)
+    labels = torch.tensor([[0, -1, 3, -1], [-1, -1, 4, 1]])
+    logits = scale.exp() * torch.nn.functional.normalize(patches, dim=-1) @ torch.nn.functional.normalize(classes, dim=-1).T
+    keep = labels >= 0
+    by_hand = torch.nn.functional.cross_entropy(logits[keep], labels[keep])
+    torch.testing.assert_close(toyclip.patch_loss(patches, labels, classes, scale), by_hand)
+
+
+def test_training_scenes_do_not_depend_on_the_number_of_drawing_processes():
+    one = toyclip.make_training_set(40, twin_fraction=0.5, workers=1)
+    two = toyclip.make_training_set(40, twin_fraction=0.5, workers=2)
+    assert all(torch.equal(a, b) for a, b in zip(one, two))
+    with pytest.raises(ValueError, match="even number"):
+        toyclip.make_training_set(41)
+
+
+def test_twin_scenes_differ_in_one_named_property():
+    for seed in range(20):
+        a, b = toyclip.twin_pair(np.random.default_rng(seed), 1 + seed % 3)
+        assert [(o.color, o.shape) for o in a.objects] == [(o.color, o.shape) for o in b.objects]
+        assert a.background == b.background and a.caption != b.caption
+        moved = [o.region for o in a.objects] != [o.region for o in b.objects]
+        resized = [o.size for o in a.objects] != [o.size for o in b.objects]
+        assert moved != resized  # exactly one property changed
+        for scene in (a, b):  # and both captions name it, for every object
+            for o in scene.objects:
+                named = f"{o.size} {o.color} {o.shape}" if resized else o.position
+                assert named in scene.caption, (named, scene.caption)
+
 
 def test_clip_loss_is_symmetric_infonce():
     torch.manual_seed(0)
