@@ -39,13 +39,14 @@ from tqdm.auto import tqdm
 
 from . import toyworld as tw
 from .data import pil_batch, to_input
+from .decompose import unfolded_decompose
 from .heatmaps import textspan_heatmap, to_grid, upsample
 from .inside_vit import trace_vit
 from .models import load_toyclip, random_clip, vit_visual
 from .legrad import legrad, readout_accuracy
 from .legrad_twin import legrad_torch_maps  # its open_clip and legrad-torch load only when called
 from .metrics import average_precision, binarize, mean_iou, pointing_hit, standard_tolerance
-from .report import proc_status_kb
+from .report import best_time, proc_status_kb
 from .textspan import role_heads, toy_head_roles
 from .zero_shot import zero_shot_classifier
 
@@ -148,6 +149,30 @@ def method_maps(method: str, model, image: torch.Tensor, prompts: torch.Tensor, 
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(ALL_METHODS)}.")
 
 
+def map_costs(model, image: torch.Tensor, prompts: torch.Tensor, repeats: int = 3) -> dict:
+    """Seconds per call (best of `repeats`, after a warm-up), all in this run, on the model's device, for one image
+    [3, R, R] and unit prompts [P, d]: a plain forward pass, our TextSpan map, our LeGrad (last two blocks, every
+    block), the decomposition in the authors' order of work (decompose.unfolded_decompose, no folding), and
+    legrad-torch on the same weights (None when it is not installed or can't build this architecture).
+
+    Taught in: notebook 08, "Time and memory per map".
+    """
+    blocks = range(len(vit_visual(model, "map_costs").transformer.resblocks))
+    with torch.no_grad():
+        costs = dict(encode_image=best_time(lambda: model.encode_image(image[None]), repeats),
+                     textspan_map=best_time(lambda: textspan_heatmap(model, image, prompts), repeats),
+                     unfolded_decomposition=best_time(lambda: unfolded_decompose(model, image[None]), repeats))
+    costs["legrad_last2"] = best_time(lambda: legrad(model, image, prompts), repeats)
+    costs["legrad_all"] = best_time(lambda: legrad(model, image, prompts, layers=blocks), repeats)
+    try:
+        theirs = legrad_torch_maps(model, layer_index=-2)
+    except (ImportError, ValueError, KeyError, RuntimeError) as err:  # not installed, or no open_clip twin of it
+        costs["legrad_torch"], costs["legrad_torch_missing"] = None, f"{type(err).__name__}: {err}"[:200]
+    else:
+        costs["legrad_torch"] = best_time(lambda: theirs(image, prompts), repeats)
+    return costs
+
+
 def class_embeddings(model) -> torch.Tensor:
     """[100, d] unit-norm embeddings of the toy classes with the course's prompt ("a photo of a red star.").
 
@@ -159,7 +184,7 @@ def class_embeddings(model) -> torch.Tensor:
 def compare(model=None, n_scenes: int = N_SCENES, methods=METHODS, progress: bool = True) -> dict:
     """Score every method on the first `n_scenes` two-object scenes -> {method: {pointing_game, miou, map, ...}}.
 
-    Taught in: notebook 08, "The measured table".
+    Taught in: notebook 08, "The measured table, fair by construction".
     """
     if model is None:
         model, _ = load_toyclip("cpu")
@@ -251,14 +276,15 @@ def premises(model=None, n_images: int = 1000, n_scenes: int = 2000) -> dict:
     LeGrad reads every block through the mean of its tokens (legrad.layer_score): that reading must classify
     (the last block's token-mean top-1 >= LEGRAD_PREMISE on the toy test set). TextSpan explains the model through
     heads with roles: at least 6 late heads with >= 80% of their texts about one property, covering >= 3 properties.
-    Taught in: notebook 08, "The measured table".
+    Taught in: notebook 08, "Each method's premise, measured before any ranking".
     """
     if model is None:
         model, _ = load_toyclip("cpu")
     model = model.float().eval()
-    test = tw.ToyShapes(train=False, n=n_images)
+    size = vit_visual(model, "premises").input_resolution  # the toy scenes drawn at the model's own resolution
+    test = tw.ToyShapes(train=False, n=n_images, size=size)
     items = [test[i] for i in range(len(test))]  # each scene drawn once
-    images = to_input(pil_batch(image for image, _ in items))
+    images = to_input(pil_batch(image for image, _ in items)).to(next(model.parameters()).device)
     labels = torch.tensor([label for _, label in items])
     readout = readout_accuracy(model, images, labels, class_embeddings(model))
     roles = toy_head_roles(n_scenes, model=model)
@@ -272,12 +298,28 @@ def premises(model=None, n_images: int = 1000, n_scenes: int = 2000) -> dict:
                               properties=properties, bar=f">= {need_heads} heads, >= {need_props} properties"))
 
 
+PROMPT_BLIND = ("centre_prior", "random_map", "raw_attention", "rollout")  # maps that never read the prompt
+
+
+def chance_level(results: dict, score: str = "pointing_game") -> float:
+    """The best `score` of the prompt-blind maps scored in `results` (PROMPT_BLIND): what a map gets without reading
+    the prompt. raw_attention and rollout see the image, so they find *an* object; the other two don't even do that.
+
+    Taught in: notebook 08, "The measured table, fair by construction".
+    """
+    blind = [results[m][score] for m in PROMPT_BLIND if m in results]
+    if not blind:
+        raise ValueError(f"chance_level: score at least one prompt-blind map ({', '.join(PROMPT_BLIND)}) with compare.")
+    return max(blind)
+
+
 def verdict(results: dict, checked: dict, score: str = "pointing_game") -> str:
     """One sentence ranking TextSpan and LeGrad on `score`, or why there is no verdict.
 
     No ranking where either premise fails: a method whose premise fails on this model measures the model, not itself.
-    Compares the best normalisation of each (both are in FAIR_METHODS), and both against the measured chance.
-    Taught in: notebook 08, "The measured table".
+    Compares the best normalisation of each (both are in FAIR_METHODS), and both against the measured chance
+    (chance_level: the best prompt-blind map that was scored).
+    Taught in: notebook 08, "The measured table, fair by construction".
     """
     failed = [m for m in ("legrad", "textspan") if not checked[m]["holds"]]
     if failed:
@@ -287,11 +329,10 @@ def verdict(results: dict, checked: dict, score: str = "pointing_game") -> str:
                            f"{_count(len(checked['textspan']['properties']), 'property')}; "
                            f"needs {checked['textspan']['bar']})"}
         return "No verdict: " + " and ".join(why[m] for m in failed) + " premise fails on this model."
-    chances = [results[m][score] for m in ("centre_prior", "random_map") if m in results]
     scored = {name: [m for m in results if m.startswith(name)] for name in ("textspan", "legrad")}
-    if not chances or not all(scored.values()):
+    if not any(m in results for m in ("centre_prior", "random_map")) or not all(scored.values()):
         return "No verdict: score both methods and the chance maps (centre_prior, random_map) together."
-    chance = max(chances)
+    chance = chance_level(results, score)
     best = {name: max(methods, key=lambda m: results[m][score]) for name, methods in scored.items()}
     (a, ra), (b, rb) = sorted(((m, results[m][score]) for m in best.values()), key=lambda x: -x[1])
     if rb <= chance:
@@ -306,7 +347,7 @@ def _count(n: int, noun: str) -> str:
 def table(results: dict) -> str:
     """The results of `compare` as a fixed-width text table, one row per method.
 
-    Taught in: notebook 08, "The measured table".
+    Taught in: notebook 08, "The measured table, fair by construction".
     """
     width = max(len("method"), *(len(m) for m in results))
     lines = [f"{'method':<{width}} {'pointing':>8} {'miss: other obj':>15} {'miss: bg':>8} {'mIoU':>6} {'mAP':>6} "
@@ -349,7 +390,7 @@ def peak_memory_mbs(methods, arch: str = "toy", n_prompts: int = 5, timeout: flo
     """{method: extra resident memory (MiB) one call of it needs}, each measured in its own fresh process (None off
     Linux). The processes run at the same time: each reads only its own peak, and most of their time is imports.
 
-    Taught in: notebook 08, "The measured table".
+    Taught in: notebook 08, "Time and memory per map".
     """
     children = {method: subprocess.Popen([sys.executable, "-m", "course_utils.compare_maps", "--memory-child", method,
                                           "--arch", arch, "--prompts", str(n_prompts)],
@@ -373,7 +414,7 @@ def peak_memory_mbs(methods, arch: str = "toy", n_prompts: int = 5, timeout: flo
 def peak_memory_mb(method: str, arch: str = "toy", n_prompts: int = 5, timeout: float = 300) -> float | None:
     """Extra resident memory (MiB) one call of `method` needs, measured in a fresh process (None off Linux).
 
-    Taught in: notebook 08, "The measured table" (through peak_memory_mbs, which measures several at once).
+    Taught in: notebook 08, "Time and memory per map" (through peak_memory_mbs, which measures several at once).
     """
     return peak_memory_mbs([method], arch, n_prompts, timeout)[method]
 

@@ -256,6 +256,25 @@ def decompose(model, images: torch.Tensor, normalize: bool = False, convention: 
 
 
 @torch.no_grad()
+def unfolded_decompose(model, images: torch.Tensor, normalize: bool = False) -> torch.Tensor:
+    """decompose(...).attn of the "paper" convention [B, L, N, H, d], computed in the authors' order of work.
+
+    Their hook keeps every head-token term in the residual width first ([B, N, H, D] per block: head_token_terms),
+    then applies the linearised ln_post and proj to each of them: the D x d projection runs L·N·H times per image.
+    decompose folds W_O,h, γ and proj into one [d_h, d] matrix per head first. Same numbers, different cost.
+    Used by: compare_maps.map_costs (notebook 08, "Time and memory per map").
+    """
+    visual = vit_visual(model, "unfolded_decompose")
+    parts = _direct_parts(visual, images, normalize, "paper")
+    weight, proj, scale = visual.ln_post.weight, visual.proj, parts["scale"]
+    layers = []
+    for row, v, block, const in zip(parts["rows"], parts["values"], visual.transformer.resblocks, parts["consts"]):
+        terms = head_token_terms(row, v, block.attn.out_proj.weight)  # [B, N, H, D]: in the residual width
+        layers.append((terms * weight) @ proj * scale[:, :, None, None] + const[:, None, None])  # [B, N, H, d]
+    return torch.stack(layers, dim=1)  # [B, L, N, H, d]
+
+
+@torch.no_grad()
 def text_scores(model, images: torch.Tensor, text_embeddings: torch.Tensor, normalize: bool = False,
                 convention: str = "paper") -> torch.Tensor:
     """[B, L, N, H, P]: every attention part of `decompose` read along each of P texts, without building it.

@@ -88,7 +88,7 @@ def token_mean_embedding(x: torch.Tensor, ln_weight, ln_bias, proj, eps: float =
 def layer_score(visual, x: torch.Tensor) -> torch.Tensor:
     """A block's output x [B, N, D] through the model's own ln_post and proj -> [B, d], unit length.
 
-    Taught in: notebook 08, "LeGrad, step by step"; notebook 08, "The measured table".
+    Taught in: notebook 08, "LeGrad, step by step"; notebook 08, "Each method's premise, measured before any ranking".
     """
     return token_mean_embedding(x, visual.ln_post.weight, visual.ln_post.bias, visual.proj, visual.ln_post.eps)
 
@@ -168,7 +168,7 @@ def readout_accuracy(model, images: torch.Tensor, labels: torch.Tensor, class_em
 
     images [B, 3, R, R] (preprocessed), labels [B], class_emb [C, d] -> {"cls": acc, "token_mean": [acc per block]}.
     LeGrad differentiates `layer_score`; its maps mean something only where that readout lives in the text space.
-    Taught in: notebook 08, "The measured table".
+    Taught in: notebook 08, "Each method's premise, measured before any ranking".
     """
     visual = vit_visual(model, "readout_accuracy")
     cls, per_block = [], []

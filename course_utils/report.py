@@ -12,7 +12,7 @@ import time
 def best_time(fn, repeats: int) -> float:
     """Seconds for the fastest of `repeats` calls of fn(), after one warm-up call (one-off costs left out).
 
-    Used by: benchmarks/decompose_cost.py and benchmarks/legrad_cost.py.
+    Used by: benchmarks/decompose_cost.py and compare_maps.map_costs (which benchmarks/legrad_cost.py uses).
     """
     fn()
     times = []
@@ -26,7 +26,7 @@ def best_time(fn, repeats: int) -> float:
 def proc_status_kb(field: str) -> int | None:
     """A kB field of /proc/self/status ("VmRSS", "VmHWM": current and peak resident memory); None off Linux.
 
-    Used by: compare_maps.peak_memory_mb (notebook 08, "The measured table") and benchmarks/decompose_cost.py.
+    Used by: compare_maps.peak_memory_mb (notebook 08, "Time and memory per map") and benchmarks/decompose_cost.py.
     """
     try:
         with open("/proc/self/status") as f:

@@ -39,4 +39,5 @@ def test_legrad_cost_runs_and_ends_with_json():
     result = json.loads(proc.stdout.strip().splitlines()[-1])
     assert result["ours_over_legrad_torch"] > 0 and result["textspan_over_legrad"] > 0
     assert result["textspan_over_legrad_all_layers"] > 0 and result["textspan_over_encode_image"] > 0
+    assert result["unfolded_decomposition_over_encode_image"] > 0
     assert result["max_abs_map_difference"] < 1e-4 and result["prompts"] == 2

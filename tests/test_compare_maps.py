@@ -6,8 +6,8 @@ import sys
 import pytest
 import torch
 
-from course_utils import compare_maps as cm
-from course_utils.models import load_toyclip
+from course_utils import compare_maps as cm, exercises, preflight, toyclip
+from course_utils.models import TOYCLIP, build, load_toyclip, random_clip
 
 
 def test_rollout_known_answers():
@@ -84,7 +84,6 @@ def test_compare_runs_at_an_openai_resolution():
 
     from course_utils import toyworld as tw
     from course_utils.data import pil_batch, to_input
-    from course_utils.models import random_clip
 
     model = random_clip("ViT-B/32").float()
     scene = tw.scenes(1, n_objects=2, size=224)[0]
@@ -123,10 +122,36 @@ def test_fair_scoring_both_normalisations_chance_maps_and_where_misses_land():
         assert results[m]["pointing_game"] == results[m]["misses_on_other_object"]
 
 
+def test_both_premises_hold_on_the_bundled_toyclip_and_fail_on_untrained_weights():
+    """The negative control is ToyCLIP's architecture untrained: its token mean reads nothing and no head has a role."""
+    untrained = cm.premises(build(TOYCLIP, seed=1), n_images=300, n_scenes=300)
+    assert not untrained["legrad"]["holds"] and untrained["legrad"]["token_mean_top1_last_block"] < 0.1
+    assert not untrained["textspan"]["holds"]
+    bundled = cm.premises(n_images=300, n_scenes=300)
+    assert bundled["legrad"]["holds"] and bundled["legrad"]["token_mean_top1_last_block"] >= cm.LEGRAD_PREMISE
+
+
+def test_premises_run_at_an_openai_resolution():
+    """Real mode measures the premises on toy scenes drawn at 224 px (this failed at 64 px before)."""
+    checked = cm.premises(random_clip("ViT-B/32"), n_images=4, n_scenes=4)
+    assert set(checked) == {"legrad", "textspan"} and 0 <= checked["legrad"]["cls_top1"] <= 1
+
+
+def test_map_costs_time_every_way_of_making_a_map():
+    model, preprocess = load_toyclip("cpu")
+    image = torch.randn(3, 64, 64, generator=torch.Generator().manual_seed(0))
+    costs = cm.map_costs(model.float(), image, cm.class_embeddings(model)[:3], repeats=1)
+    for key in ("encode_image", "textspan_map", "unfolded_decomposition", "legrad_last2", "legrad_all"):
+        assert costs[key] > 0, key
+    assert costs["legrad_torch"] is None or costs["legrad_torch"] > 0
+    if costs["legrad_torch"] is None:
+        assert costs["legrad_torch_missing"]
+
+
 def test_no_verdict_where_a_premise_fails_and_a_ranking_where_both_hold():
-    """Today's ToyCLIP is the negative control: its token-mean readout doesn't classify, so LeGrad's premise fails."""
-    checked = cm.premises(n_images=300, n_scenes=300)
-    assert not checked["legrad"]["holds"] and checked["legrad"]["token_mean_top1_last_block"] < cm.LEGRAD_PREMISE
+    """A premise failing (here LeGrad's, as measured on untrained weights) means no ranking at all."""
+    checked = cm.premises(build(TOYCLIP, seed=1), n_images=300, n_scenes=300)
+    checked["textspan"]["holds"] = True  # only LeGrad's fails: the sentence names it alone
     results = {m: dict(pointing_game=p) for m, p in [("textspan", 0.95), ("legrad_all_relative", 0.85),
                                                      ("legrad_last2", 0.1), ("centre_prior", 0.0), ("random_map", 0.14)]}
     said = cm.verdict(results, checked)
@@ -137,3 +162,29 @@ def test_no_verdict_where_a_premise_fails_and_a_ranking_where_both_hold():
         "No verdict: score both methods and the chance maps")
     weak = {**results, "legrad_all_relative": dict(pointing_game=0.12)}
     assert "legrad_all_relative (0.120) is not" in cm.verdict(weak, both)
+
+
+def test_notebook_08_gives_no_verdict_on_a_model_whose_premises_fail(tmp_path):
+    """The negative control, end to end: notebook 08 run top to bottom on ToyCLIP's architecture, untrained."""
+    checkpoint = tmp_path / "untrained_toyclip.pt"
+    toyclip.save(build(TOYCLIP, seed=1).eval(), checkpoint)
+    notebook = next(p for p in exercises.solution_notebooks() if p.name.startswith("08"))
+    result = preflight.run_notebook(notebook, timeout=300, save_to=tmp_path, environ={
+        "COURSE_OFFLINE": "1", "COURSE_FAST": "1", "COURSE_MODEL": str(checkpoint)})
+    assert result["status"] == "ok", result["status"]
+    text = preflight.outputs_text(result["nb"])
+    assert "untrained_toyclip.pt" in text  # the banner names the model that produced the numbers
+    assert "verdict: No verdict: LeGrad's" in text and "FAILS" in text
+    assert " ahead of " not in text and "is above chance" not in text
+
+
+def test_chance_is_the_best_prompt_blind_map_scored():
+    results = {"textspan": dict(pointing_game=0.9), "centre_prior": dict(pointing_game=0.0),
+               "random_map": dict(pointing_game=0.14), "raw_attention": dict(pointing_game=0.5)}
+    assert cm.chance_level(results) == 0.5  # an image-aware, prompt-blind map finds *an* object: one in two
+    assert cm.chance_level({k: v for k, v in results.items() if k != "raw_attention"}) == 0.14
+    with pytest.raises(ValueError, match="prompt-blind"):
+        cm.chance_level({"textspan": dict(pointing_game=0.9)})
+    both = {m: {"holds": True} for m in ("legrad", "textspan")}
+    weak = {**results, "legrad_last2_relative": dict(pointing_game=0.45)}
+    assert "legrad_last2_relative (0.450) is not" in cm.verdict(weak, both) and "(0.500)" in cm.verdict(weak, both)

@@ -81,7 +81,8 @@ def test_head_contributions_from_a_dataset_fp16():
     model, preprocess = load_toyclip("cpu")
     ds = ToyShapes(train=False, n=10)
     c = head_contributions(model, ds, preprocess, batch_size=4, fp16=True, progress=False)
-    assert c.heads.dtype == torch.float16 and c.heads.shape == (10, 4, models.ARCHITECTURES[models.TOYCLIP]["vision_heads"], 64)
+    assert c.heads.dtype == torch.float16 and c.heads.shape == (10, models.ARCHITECTURES[models.TOYCLIP]["vision_layers"],
+                                                    models.ARCHITECTURES[models.TOYCLIP]["vision_heads"], 64)
     with torch.no_grad():
         expected = F.normalize(model.encode_image(torch.stack([preprocess(ds[i][0]) for i in range(10)])), dim=-1)
     torch.testing.assert_close(c.total(), expected, atol=5e-3, rtol=0)  # fp16 storage: ~3 significant digits
@@ -163,3 +164,19 @@ def test_remembered_head_readouts_follow_weight_edits(edit):
             expected = model.encode_image(images)
         got = decompose(model, images, convention=convention).total()
         assert (got - expected).norm() / expected.norm() < 1e-5, convention
+
+
+@pytest.mark.parametrize("normalize", [False, True])
+def test_unfolded_decompose_is_decompose_in_the_authors_order(normalize):
+    """Projecting every head-token term from the residual width gives the same parts as the folded computation."""
+    from course_utils.decompose import decompose, unfolded_decompose
+    from course_utils.models import TOYCLIP, build
+    model = build(TOYCLIP, seed=2).float().eval()
+    with torch.no_grad():  # LayerNorm and bias values away from their initial ones, as after training
+        for block in model.visual.transformer.resblocks:
+            block.attn.out_proj.bias.normal_(0, 0.1)
+        model.visual.ln_post.weight.uniform_(0.5, 1.5)
+        model.visual.ln_post.bias.normal_(0, 0.1)
+    images = torch.randn(2, 3, 64, 64, generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(unfolded_decompose(model, images, normalize),
+                               decompose(model, images, normalize, convention="paper").attn, atol=1e-5, rtol=1e-4)
