@@ -400,8 +400,9 @@ plt.tight_layout(); plt.show()
 #
 # ## 5 · The course's ToyCLIP: the same model as ViT-B/32, only smaller
 #
-# Our 15-second model gets a real but modest zero-shot accuracy. The course ships **ToyCLIP**, trained for about 32
-# minutes on 2 CPU cores with `python -m course_utils.toyclip train`. It is not a look-alike: it is an instance of
+# Our 15-second model gets a real but modest zero-shot accuracy. The course ships **ToyCLIP**, trained in under an
+# hour on 2 CPU cores with `python -m course_utils.toyclip train` (its model card, `data/README.md`, gives the recipe
+# and the measured time). It is not a look-alike: it is an instance of
 # openai's own `clip.model.CLIP` class, with the real 49,408-token vocabulary and 77-token context, built by the
 # same `clip.model.build_model` function that `clip.load` uses for the real weights. Every later notebook uses it in offline mode.
 

@@ -369,7 +369,7 @@ plt.title(f"cumulative ablation from the first layer, {WHO}"); plt.grid(alpha=0.
 # same shape appears here: the curve stays flat while early layers are ablated and drops when the late ones are.
 # Early layers still matter, but *indirectly*: they build the tokens that late heads read.
 #
-# In offline mode, ToyCLIP has only 4 layers, so "late" means the last one or two. Run the notebook in real mode on
+# In offline mode, ToyCLIP has 6 layers, so "late" means the last two. Run the notebook in real mode on
 # Colab to see the ViT-B/32 curve on CIFAR-100.
 #
 # ### Does the convention change the story?

@@ -76,7 +76,7 @@ else:               # toy scenes with one to three objects, so that position and
     analysis_images = [s.image for s in tw.scenes(2000)]
     contrib = head_contributions(model, [(img, 0) for img in analysis_images], preprocess, batch_size=64)
 L, H = info.layers, info.heads
-LATE = [L - 2, L - 1] if L <= 4 else list(range(L - 4, L))     # ToyCLIP's last 2 of 4 layers; a real ViT's last 4
+LATE = [L - 2, L - 1] if L <= 6 else list(range(L - 4, L))     # ToyCLIP's last 2 of 6 layers; a real ViT's last 4
 print(f"head outputs: {tuple(contrib.heads.shape)} = [images, layers, heads, d]; analysing layers {LATE}")
 
 
@@ -210,6 +210,12 @@ shares = property_shares(spans, properties)
 for (l, h), result in spans.items():
     prop, share = shares[(l, h)]
     print(f"L{l} H{h}  {prop:>10} {share:4.0%}  explained {100 * result.explained[-1]:4.1f}%  | " + " · ".join(result.texts))
+with_role = [f"L{l}H{h}" for (l, h), (prop, share) in shares.items() if share >= 0.8]
+by_property = {}
+for (l, h), (prop, share) in shares.items():
+    if share >= 0.8:
+        by_property[prop] = by_property.get(prop, 0) + 1
+print(f"\nheads with at least 80% of their texts about one property: {len(with_role)} of {len(shares)}; by property: {by_property}")
 
 
 # %% [markdown]
@@ -219,10 +225,11 @@ for (l, h), result in spans.items():
 #
 # In offline mode, ToyCLIP's last two layers have 8 heads each. (openai's ViTs use 64-wide heads, which would give
 # ToyCLIP's width of 128 only 2; with 2 heads, every head mixed colour with shape and none had a role. The course
-# retrained ToyCLIP with 8 heads of 16 dimensions: see `data/README.md`.) Now a few heads earn a role, and with the
-# bundled model they are all *shape* heads: a handful of heads in layers 2 and 3 pick four or five shapes. Colour is
-# mixed with shape in the other heads; they explain most of their variance all the same (the `explained` column): the
-# span is right, it just isn't about one property. In real mode, ViT-B/32 has 12 heads per layer; expect some clean
+# retrained ToyCLIP with 8 heads of 16 dimensions: see `data/README.md`.) Now several heads earn a role: the last line
+# of the table counts them by property. With the bundled model they are colour heads and shape heads. Size, position
+# and count have no head of their own, although captions name them: those words show up mixed into other heads' texts.
+# The mixed heads explain most of their variance all the same (the `explained` column): the span is right, it just
+# isn't about one property. In real mode, ViT-B/32 has 12 heads per layer; expect some clean
 # heads and many mixed ones. CIFAR-100's 32-pixel images are a narrow slice of what CLIP has seen, and ViT-B/32's heads
 # are less specialised than ViT-L/14's.
 #

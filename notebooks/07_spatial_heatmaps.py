@@ -234,7 +234,25 @@ for kind in ("absolute", "relative"):
     print(f"pointing game, {kind:<8} maps, {2 * len(scenes)} objects: {pointing(kind):.3f}")
 
 # %% [markdown]
-# Two objects per scene, so a map that ignored the prompt would point at the right object about half the time. The
+# What would a map that ignores the prompt score? Don't guess: measure it. Notebook 08's scoring (`compare_maps`, also
+# a command line tool) scores the same maps on the same scenes next to two maps that ignore prompt and image: a centre
+# prior (highest at the image centre) and seeded random noise on the patch grid. The check below ties our `pointing`
+# to it, so this notebook and notebook 08 can never disagree.
+
+# %% tags=["varies"]
+from course_utils import compare_maps as cm
+
+scored = cm.compare(model, n_scenes=len(scenes), methods=("textspan_absolute", "textspan", "centre_prior", "random_map"),
+                    progress=False)
+assert_same("pointing(relative) == compare_maps' textspan", torch.tensor(pointing("relative")),
+            torch.tensor(scored["textspan"]["pointing_game"]), atol=1e-3)
+for method, r in scored.items():
+    print(f"{method:<18} pointing game {r['pointing_game']:.3f}   misses on the other object {r['misses_on_other_object']:.3f}, "
+          f"on the background {r['misses_on_background']:.3f}")
+
+# %% [markdown]
+# The chance maps are far below one half: objects cover a small part of a scene, so a map that ignores the prompt
+# mostly lands on the background, and a centre prior lands between the objects. The
 # absolute maps share a large common part (every class prompt lights up both objects), so which object wins is decided
 # by small differences. Subtracting the mean removes the shared part. That is why the course's heatmaps, like the
 # notes' code, are relative by default, and why "absolute" in the notes' text is a misnomer for what its code does.
