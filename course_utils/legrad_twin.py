@@ -41,4 +41,6 @@ def legrad_torch_maps(model, layer_index: int = -2):
 
     with contextlib.redirect_stdout(io.StringIO()):  # it prints "Activating necessary hooks ..."
         wrapped = LeWrapper(open_clip_twin(model), layer_index=layer_index)
-    return lambda image, prompts: wrapped.compute_legrad(image=image[None], text_embedding=prompts)[0].detach()
+    # prompts.clone(): class embeddings come from inference mode (zero_shot_classifier), and legrad-torch multiplies
+    # them into its autograd graph, which refuses inference tensors; our legrad reads them without autograd.
+    return lambda image, prompts: wrapped.compute_legrad(image=image[None], text_embedding=prompts.clone())[0].detach()

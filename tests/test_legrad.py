@@ -27,6 +27,9 @@ def test_matches_legrad_torch_on_the_same_weights(b16, layer_index, layers):
     assert (ours - theirs).abs().max().item() < 1e-4
     # and the maps are not trivially equal: different prompts give different maps
     assert (ours[0] - ours[1]).abs().max() > 0.05
+    with torch.inference_mode():  # prompts as zero_shot_classifier returns them (notebook 08's class embeddings)
+        frozen = texts.clone()
+    torch.testing.assert_close(legrad_torch_maps(b16, layer_index)(image[0], frozen), theirs)
 
 
 def test_batched_prompts_equal_one_prompt_at_a_time(b16):
