@@ -320,7 +320,7 @@ print(f"TextSpan's premise: {len(tp['role_heads'])} heads with a role ({', '.joi
 #
 # ## 4 · The measured table, fair by construction
 #
-# Every method, the same two-object scenes (250 scenes, 500 objects; 100 scenes for a real ViT on a CPU), the same
+# Every method, the same two-object scenes (120 scenes, 240 objects; 100 scenes for a real ViT on a CPU), the same
 # scores as notebook 07: the pointing game (peak on the object, standard tolerance), where the misses land (on the
 # other object, or on the background), mIoU (map binarised at its mean), mAP, and the time per map.
 #
@@ -333,11 +333,12 @@ print(f"TextSpan's premise: {len(tp['role_heads'])} heads with a role ({', '.joi
 #   grid) ignore prompt and image; raw attention and rollout look at the image but not the prompt, so they find *an*
 #   object. The chance level is the best of these four (`cm.chance_level`).
 #
-# `python -m course_utils.compare_maps` computes the same table (timings differ between runs; scores don't). The
+# `python -m course_utils.compare_maps --scenes 120 --methods ...` computes the same table (its default is 250 scenes;
+# timings differ between runs, scores don't). The
 # verdict under it is computed from the table and the premises: none where a premise fails.
 
 # %% tags=["varies"]
-n_scenes = rehearsal_sized(100 if FAST else cm.N_SCENES, 5)
+n_scenes = rehearsal_sized(100 if FAST else 120, 5)   # the command line's default is 250
 results = cm.compare(model, n_scenes=n_scenes, methods=cm.FAIR_METHODS + ("raw_attention", "rollout"))
 print(f"{model.course_asset.name}, {results['textspan']['objects']} objects in {n_scenes} two-object scenes:")
 print(cm.table(results))
@@ -368,7 +369,7 @@ ax.legend(fontsize=7, loc="lower right"); plt.tight_layout(); plt.show()
 # prompts, so the two methods are read the same way.
 
 # %% tags=["varies"]
-n_look = rehearsal_sized(200 if FAST else 2000, 20)
+n_look = rehearsal_sized(200 if FAST else 1000, 20)
 with torch.no_grad():
     batch = [eval_set[i] for i in range(n_look)]
     logits = torch.cat([model.encode_image(torch.stack([preprocess(im) for im, _ in batch[lo: lo + 100]]).to(device))
