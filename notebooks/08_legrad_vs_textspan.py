@@ -389,9 +389,9 @@ for row, i in zip(axes, shown):
     picture = batch[i][0].convert("RGB").resize((SIZE, SIZE))
     x = preprocess(batch[i][0]).to(device)
     pair = [int(truth[i]), int(predicted[i])]
-    ts_maps = textspan_heatmap(model, x, eval_classes)[pair]                     # relative to the class prompts
-    every = legrad(model, x, eval_classes, normalize=False)                      # [C, R, R]
-    lg_maps = (every - every.mean(dim=0, keepdim=True))[pair]                    # relative, like TextSpan's
+    # both relative to this test set's class prompts: the table's "textspan" and "legrad_last2_relative" maps
+    ts_maps = cm.method_maps("textspan", model, x, eval_classes[pair], pair, eval_classes)
+    lg_maps = cm.method_maps("legrad_last2_relative", model, x, eval_classes[pair], pair, eval_classes)
     row[0].imshow(picture)
     row[0].set_title(f"true: {eval_set.classes[pair[0]]}\npredicted: {eval_set.classes[pair[1]]}", fontsize=7)
     for ax, m, title in zip(row[1:], [ts_maps[0], ts_maps[1], lg_maps[0], lg_maps[1]],
