@@ -23,6 +23,7 @@ legrad          LeGrad from scratch                                             
 legrad_twin     the authors' legrad-torch on our weights (test dependency)                    notebook 08's cross-check
 report          timing, memory and result printing for the command-line tools                 benchmarks/
 compare_maps    every heatmap method scored on toy-world masks                                notebook 08
+roles_at_work   head roles used: a spurious cue removed, retrieval by one property            notebook 09
 toyclip         train and evaluate the bundled ToyCLIP                                        notebook 02 (its model card)
 checker         the exercise-checking engine: compare, check, assert_same                     every exercise
 exercise_cases  every exercise's reference, inputs and hint, in notebook order                every exercise

@@ -58,7 +58,7 @@ def rehearsal_sized(n: int, small: int) -> int:
     """`n`, or `small` when COURSE_FAST=1: the size knob of CI's real-mode rehearsal, which checks that every cell runs
     at real shapes, not what the numbers are. Notebooks wrap their subset and scene counts in it.
 
-    Used by: notebooks 03 and 05-08, where they choose how many images or scenes to use.
+    Used by: notebooks 03 and 05-09, where they choose how many images or scenes to use.
     """
     return small if _flag("COURSE_FAST") else n
 
@@ -146,7 +146,7 @@ def banner(*loaded) -> str | None:
 
     banner(model, dataset) returns the mode ("real", "offline" or "mixed"); banner() is for notebooks that load no
     weights or data (01, 02) and returns None.
-    Used by: the setup cells of notebooks 03-08, right after loading; start_lesson for notebooks 01-02.
+    Used by: the setup cells of notebooks 03-09, right after loading; start_lesson for notebooks 01-02.
     """
     kind = mode(*loaded) if loaded else None
     headline = HEADLINES[kind]
@@ -162,7 +162,7 @@ def start_lesson(seed: int = 0, uses_assets: bool = True) -> None:
     """What every notebook's first code cell does: seed everything (and, for a notebook that loads no CLIP weights
     or datasets, print the banner). Notebooks that load assets print it after loading: `MODE = banner(model, data)`.
 
-    Used by: the first code cell of every notebook (01 to 08), before section 1.
+    Used by: the first code cell of every notebook (01 to 09), before section 1.
     """
     seed_everything(seed)
     if not uses_assets:

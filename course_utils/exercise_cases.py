@@ -1,4 +1,4 @@
-"""Exercise cases: every notebook's exercises, registered with the checking engine in notebook order (01 ... 08).
+"""Exercise cases: every notebook's exercises, registered with the checking engine in notebook order (01 ... 09).
 
 Each exercise names its reference solution, a callable that builds its input cases (lazily and
 deterministically, on the first check), and a hint shown when a learner's answer is wrong.
@@ -21,6 +21,7 @@ from .heatmaps import patch_scores, relative_to_prompts, to_grid
 from .inside_vit import cls_attention_maps, multihead_self_attention, patchify, quick_gelu, residual_block
 from .legrad import min_max, relevance_from_grad, token_mean_embedding
 from .metrics import mean_iou
+from .roles_at_work import group_accuracy, group_average, mean_ablate_heads, precision_at_k
 from .textspan import greedy_indices, projection_variance, remove_direction, restrict_to_top_directions
 from .zero_shot import confusion_matrix, ensemble_embeddings, per_group_accuracy, topk_accuracy
 from .zero_shot import predict as zero_shot_predict
@@ -294,4 +295,33 @@ exercise(
     lambda: [(torch.softmax(_rand(3, 2, 5, 5, seed=120) * 3, -1),), (torch.softmax(_rand(4, 3, 10, 10, seed=121), -1),)],
     notes="per block: 0.5 * mean over heads + 0.5 * I, rows renormalised; joint = A_l @ joint (later blocks on the left); "
           "return row 0 without column 0",
+)
+
+
+# ---- notebook 09: head roles at work ---------------------------------------------------------------------------
+exercise(
+    "group_accuracy",
+    group_accuracy,
+    lambda: [(_rand(12, seed=130) > 0.4, torch.arange(12) % 4, 4),
+             (_rand(30, seed=131) > 0.7, (_rand(30, seed=132) * 6).long().clamp(max=5).sort().values.roll(1), 6)],
+    notes="count the hits and the images of each group (index_add_ or a loop over groups), then divide",
+)
+exercise(
+    "group_average",
+    group_average,
+    lambda: [(_rand(20, seed=133), 0.95), (_rand(6, seed=134), 0.5), (torch.tensor([1.0, 0.0]), 0.9)],
+    notes="entries come in (typical, atypical) pairs per class: weight them share and 1 - share, then average the classes",
+)
+exercise(
+    "mean_ablate_heads",
+    mean_ablate_heads,
+    lambda: [(_rand(5, 2, 3, 4, seed=135), [(1, 2)]), (_rand(7, 3, 2, 6, seed=136), [(0, 0), (2, 1), (1, 1)]),
+             (_rand(3, 1, 2, 2, seed=137), [])],
+    notes="work on a copy (clone); the mean is over the images (dim 0) and replaces that head in every image",
+)
+exercise(
+    "precision_at_k",
+    precision_at_k,
+    lambda: [(_rand(12, 5, seed=138) - 0.5, torch.arange(12) % 3, 3), (_rand(20, 8, seed=139) - 0.5, torch.arange(20) % 4, 5)],
+    notes="cosine similarity (normalise first); the query must not retrieve itself: set the diagonal to -inf before topk",
 )

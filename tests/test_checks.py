@@ -2,6 +2,7 @@ from typing import Callable
 
 import pytest
 import torch
+import torch.nn.functional as F
 
 from course_utils import by_hand, checks
 
@@ -84,6 +85,19 @@ MUTATIONS: dict[str, list[Mutation]] = {
     "relevance_from_grad": [SCALED, ROLLED],
     "min_max": [SCALED, SHIFTED, TRANSPOSED],
     "rollout_from_probs": [SCALED, ROLLED, FIRST_ROW_DROPPED],
+    # notebook 09
+    "group_accuracy": [SHIFTED, ROLLED,
+                       ("hits over all images, not the group's", lambda ref: lambda c, g, n: ref(c, g, n)
+                        * torch.bincount(g, minlength=n) / len(g))],
+    "group_average": [SHIFTED, ("typical and atypical swapped", lambda ref: lambda p, m: ref(p, 1 - m)),
+                      ("plain mean of the groups", lambda ref: lambda p, m: p.mean())],
+    "mean_ablate_heads": [SCALED, ("nothing ablated", lambda ref: lambda h, chosen: h.clone()),
+                          ("every head of the chosen layers ablated", lambda ref: lambda h, chosen: ref(
+                              h, [(l, j) for l, _ in chosen for j in range(h.shape[2])]))],
+    "precision_at_k": [SHIFTED, ("k + 1", _on_arg(2, lambda k: k + 1)),
+                       ("the query retrieves itself", lambda ref: lambda e, v, k: (
+                           v[(F.normalize(e, dim=-1) @ F.normalize(e, dim=-1).T).topk(k, dim=-1).indices] == v[:, None]
+                       ).float().mean(dim=-1))],
 }
 
 

@@ -22,7 +22,7 @@ TOY_CLASS = re.compile(r"\b(red|orange|yellow|pink|brown|green|cyan|blue|purple|
                        r"diamond|star|cross|heart|ring|semicircle|arrow)\b")
 WARNING = re.compile(r"\b\w*Warning: .*")  # e.g. torch's about TorchScript archives: silenced where they arise
 TOY_WORLD_BY_DESIGN = ("02",)  # notebook 02 trains and inspects ToyCLIP in every mode
-TOY_SCENES_BY_DESIGN = ("07", "08")  # heatmaps are scored on toy scenes (they come with masks) in every mode
+TOY_SCENES_BY_DESIGN = ("07", "08", "09")  # heatmaps are scored on toy scenes (they come with masks) in every mode
 
 
 @pytest.fixture(scope="module")
