@@ -112,11 +112,11 @@ def _describe(args: tuple) -> str:
     return "(" + ", ".join(out) + ")"
 
 
-def check(name: str, value) -> bool:
-    """Compare a learner's function (or value) with the reference for exercise `name`; print ✅ or ❌.
+def verdict(name: str, value) -> bool:
+    """Compare a learner's function (or value) with the reference for exercise `name`; print ✅ or ❌; return whether
+    it passed. (`check` is what the notebooks call; this is its test, without the fallback.)
 
-    Every exercise's checker cell calls it, starting with notebook 01's Exercise 1.
-    Taught in: notebook 01, "Positional encoding".
+    Used by: check, and the tests that show every checker can fail.
     """
     if name not in EXERCISES:
         raise KeyError(f"check: no exercise called {name!r}. Known: {', '.join(sorted(EXERCISES))}.")
@@ -144,6 +144,21 @@ def check(name: str, value) -> bool:
     hint = f"\n   hint: {ex.notes}" if ex.notes else ""
     print(f"❌ {name}: on inputs {_describe(args)}: {problem}{hint}")
     return False
+
+
+def check(name: str, value):
+    """Check a learner's answer (see `verdict`) and return what the rest of the notebook should use: the learner's
+    function (or value) when it passes, otherwise the reference, with a one-line notice. So a skipped or unfinished
+    exercise never breaks the cells after it:  `softmax = check("softmax", softmax)`.
+
+    Every exercise's checker cell calls it, starting with notebook 01's Exercise 1.
+    Taught in: notebook 01, "Positional encoding".
+    """
+    if verdict(name, value):
+        return value
+    ex = EXERCISES[name]
+    print(f"   ↪ the cells below use the course's reference {name} until yours passes; rerun this cell when it does.")
+    return ex.reference if callable(value) else ex.reference(*ex.get_cases()[0])
 
 
 def assert_same(what: str, ours, theirs, atol: float = ATOL) -> None:

@@ -18,8 +18,10 @@
 # **Expected time:** 60–75 minutes (about 40 of them on the 6 exercises). Runs on any laptop CPU in seconds.
 #
 # **How the exercises work.** Each exercise has a header (difficulty, minutes), a hint, a code cell for you, and a checker
-# cell. The checker prints ✅, or ❌ with *what* differs (`max |Δ|`, the first wrong index, or the shapes). In this
-# instructor version the solutions are filled in and collapsed; the student version lives in `notebooks/exercises/`.
+# cell. The checker prints ✅, or ❌ with *what* differs (`max |Δ|`, the first wrong index, or the shapes). In the
+# student copy (`notebooks/exercises/`) the exercise cells are yours to fill in; in the instructor copy (`notebooks/`)
+# the solutions are filled in and collapsed. A checker also returns what the cells below should use: your function
+# once it passes, the course's reference until then, so a skipped exercise never stops the notebook.
 #
 # We use tiny matrices (6-dimensional embeddings instead of the paper's 512) so every number fits on screen. Nothing
 # here is special to small sizes: the same code runs unchanged at d = 512.
@@ -130,10 +132,16 @@ plt.show()
 # Write `positional_encoding(n_pos, d_model)` returning a `[n_pos, d_model]` tensor. It must also work for odd
 # `d_model` (the last column is then a sine).
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# Build `pos` as a column `[n_pos, 1]` and the even dims `2i = 0, 2, 4, …` as a row; broadcasting gives all angles at
-# once. Then fill the even columns with `sin` and the odd columns with `cos` (`pe[:, 0::2]`, `pe[:, 1::2]`).
+# Every entry is a sine or cosine of one angle, `pos / 10000^(2i/d_model)`. Compute all the angles at once, then
+# decide which columns get `sin` and which get `cos`.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Make positions a column `[n_pos, 1]` and the even dimension indices (`torch.arange` with a step) a row;
+# broadcasting gives an `[n_pos, ceil(d_model/2)]` angle table. Slicing with a step of 2 selects the even or the odd
+# columns. For odd `d_model` there is one fewer cosine column than sine columns.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -150,7 +158,7 @@ def positional_encoding(n_pos, d_model):
 
 
 # %% tags=["nbval-check-output"]
-check("positional_encoding", positional_encoding)
+positional_encoding = check("positional_encoding", positional_encoding)
 
 # %% [markdown]
 # Position 0 is always $[\sin 0, \cos 0, \dots] = [0, 1, 0, 1, 0, 1]$. The input to the encoder is the sum
@@ -226,9 +234,14 @@ plt.tight_layout(); plt.show()
 # Write `softmax(x)` over the last axis. The checker includes a row with entries near 1000: `exp(1000)` overflows to
 # `inf`, so first subtract each row's maximum (the result is mathematically unchanged; why?).
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `x.max(dim=-1, keepdim=True).values` gives each row's maximum with a shape that broadcasts back against `x`.
+# softmax(x) = softmax(x − c) for any constant c per row. Which c makes every exponent ≤ 0, so nothing overflows?
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# A reduction over the last axis with `keepdim=True` keeps a `[..., 1]` shape that broadcasts back against `x`.
+# Remember that `.max(dim=...)` returns values *and* indices.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -241,7 +254,7 @@ def softmax(x):
 
 
 # %% tags=["nbval-check-output"]
-check("softmax", softmax)
+softmax = check("softmax", softmax)
 
 
 # %% [markdown]
@@ -250,10 +263,14 @@ check("softmax", softmax)
 # (an additive mask of 0 and −∞, used in section 8), then your `softmax`, then multiply by `v`. The checker includes
 # a case with 3 queries and 5 keys, so use the right shapes (and the right $d_k$).
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `k.transpose(-2, -1)` transposes the last two axes, which also works later when a head axis comes first.
-# `d_k = k.shape[-1]`.
+# Scores, optional mask, softmax, weighted sum of values: four steps, in that order. The scale is the *key* width.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# `q` is `[.., n_q, d_k]`, `k` is `[.., n_k, d_k]`: the scores must be `[.., n_q, n_k]`, so transpose the last two
+# axes of `k` (not `.T`, which would also flip a leading head axis). Use your own `softmax`.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -268,7 +285,7 @@ def scaled_dot_product_attention(q, k, v, mask=None):
 
 
 # %% tags=["nbval-check-output"]
-check("scaled_dot_product_attention", scaled_dot_product_attention)
+scaled_dot_product_attention = check("scaled_dot_product_attention", scaled_dot_product_attention)
 
 # %% [markdown]
 # Now the step-by-step values for our sentence, and the same result from PyTorch's fused kernel:
@@ -357,10 +374,15 @@ assert_same("course_utils.by_hand.multi_head_attention agrees", by_hand.multi_he
 # ### Exercise 4 · layer norm · 🟢 easy · ~6 min
 # Write `layer_norm(x, gamma, beta, eps=1e-5)` and match `nn.LayerNorm`.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# Two details decide whether you match PyTorch: the variance is the *biased* one (divide by $d$, not $d-1$:
-# `unbiased=False`), and $\epsilon$ goes *inside* the square root.
+# Per row: subtract the mean, divide by the standard deviation, then scale by γ and shift by β. Two details decide
+# whether you match PyTorch.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# The variance is the *biased* one (divide by d, not d − 1: `unbiased=False`), and ε goes *inside* the square root.
+# Reduce over `dim=-1` with `keepdim=True` so the statistics broadcast.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -373,7 +395,7 @@ def layer_norm(x, gamma, beta, eps=1e-5):
 
 
 # %% tags=["nbval-check-output"]
-check("layer_norm", layer_norm)
+layer_norm = check("layer_norm", layer_norm)
 
 # %% tags=["nbval-check-output"]
 gamma, beta = torch.ones(d_model), torch.zeros(d_model)        # what nn.LayerNorm starts with
@@ -458,9 +480,14 @@ with torch.no_grad():
 # ### Exercise 5 · causal mask · 🟢 easy · ~4 min
 # Write `causal_mask(n)`: an `[n, n]` float tensor with 0 where key $j \le$ query $i$ and `-inf` where $j > i$.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `torch.triu(M, diagonal=1)` keeps what is strictly above the diagonal and zeroes the rest.
+# Query i may read keys 0..i. Everything strictly above the diagonal is the future and must become −∞; the rest 0.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Start from an `[n, n]` tensor full of `-inf` (`torch.full`); one of `torch.triu` / `torch.tril`, with the right
+# `diagonal`, keeps exactly the part above the diagonal.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -471,7 +498,7 @@ def causal_mask(n):
 
 
 # %% tags=["nbval-check-output"]
-check("causal_mask", causal_mask)
+causal_mask = check("causal_mask", causal_mask)
 
 # %% tags=["nbval-check-output"]
 target_words = ["<start>"] + corpus[1].split()                 # decoder input, 6 tokens
@@ -512,9 +539,14 @@ plt.tight_layout(); plt.show()
 # Write single-head `cross_attention(decoder_x, encoder_out, w_q, w_k, w_v)` using your
 # `scaled_dot_product_attention`. The checker uses 4 decoder tokens and 7 encoder tokens.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# Project first, then attend: `q = decoder_x @ w_q`, and `k`, `v` from `encoder_out`. The result is `[4, d]`.
+# The decoder asks (queries); the encoder answers (keys and values). Project, then reuse your attention.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# With 4 decoder and 7 encoder tokens, the weights are `[4, 7]` and the result has 4 rows. Each projection is one
+# matrix product with its weight.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -528,7 +560,7 @@ def cross_attention(decoder_x, encoder_out, w_q, w_k, w_v):
 
 
 # %% tags=["nbval-check-output"]
-check("cross_attention", cross_attention)
+cross_attention = check("cross_attention", cross_attention)
 
 
 # %% [markdown]

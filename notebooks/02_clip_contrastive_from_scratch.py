@@ -193,9 +193,14 @@ with torch.no_grad():
 # Write `similarity_logits(image_emb, text_emb, logit_scale)` returning `[B_img, B_txt]`. The checker also tries 3
 # images against 6 texts.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `F.normalize(x, dim=-1)` divides each row by its length. `logit_scale` is the log of the scale: use `logit_scale.exp()`.
+# Cosine similarity of every image with every text, times the learned scale.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# `F.normalize(..., dim=-1)` makes rows unit length; one matrix product with a transpose gives `[B_img, B_txt]`.
+# `logit_scale` is stored as a logarithm.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -208,7 +213,7 @@ def similarity_logits(image_emb, text_emb, logit_scale):
 
 
 # %% tags=["nbval-check-output"]
-check("similarity_logits", similarity_logits)
+similarity_logits = check("similarity_logits", similarity_logits)
 
 
 # %% [markdown]
@@ -225,9 +230,15 @@ check("similarity_logits", similarity_logits)
 # ### Exercise 2 · CLIP loss · 🟡 medium · ~8 min
 # Write `clip_loss(image_emb, text_emb, logit_scale)` using your `similarity_logits`.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `F.cross_entropy(logits, targets)` with `targets = torch.arange(B)`; for the text side, pass `logits.T`.
+# Two classification problems on the same matrix: rows (image → which caption?) and columns (caption → which
+# image?). The right answer for row i and for column i is i.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# `F.cross_entropy` takes the logits and, per row, the index of the right answer: for row i that is i
+# (`torch.arange`). The columns' problem is the rows' problem of the transpose. Average the two losses.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -240,7 +251,7 @@ def clip_loss(image_emb, text_emb, logit_scale):
 
 
 # %% tags=["nbval-check-output"]
-check("clip_loss", clip_loss)
+clip_loss = check("clip_loss", clip_loss)
 
 
 # %% [markdown]
@@ -252,10 +263,14 @@ check("clip_loss", clip_loss)
 # ### Exercise 3 · zero-shot prediction · 🟢 easy · ~4 min
 # Write `zero_shot_predict(image_emb, class_emb)` returning the index of the most similar class for each image.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# Cosine, not raw dot product: normalise both sides first (the checker has a class vector that is long but points the
-# wrong way).
+# The predicted class is the one whose text embedding points most nearly the same way as the image embedding.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Cosine, not raw dot product: normalise both sides first (the checker has a class vector that is long but points
+# the wrong way). Then `argmax` over the classes.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -266,16 +281,21 @@ def zero_shot_predict(image_emb, class_emb):
 
 
 # %% tags=["nbval-check-output"]
-check("zero_shot_predict", zero_shot_predict)
+zero_shot_predict = check("zero_shot_predict", zero_shot_predict)
 
 
 # %% [markdown]
 # ### Exercise 4 · top-k accuracy · 🟢 easy · ~4 min
 # Write `topk_accuracy(logits, labels, k)`: the share of rows whose true label is among the `k` highest logits.
 #
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `logits.topk(k, dim=-1).indices` is `[B, k]`; compare with `labels[:, None]` and use `.any(dim=-1)`.
+# A row counts as correct if its label is anywhere among its k largest logits.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# `topk` along the last axis returns values and `.indices`, `[B, k]`; compare it with the labels made into a column `[B, 1]`, reduce with `.any`
+# over the last axis, and average.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -287,7 +307,7 @@ def topk_accuracy(logits, labels, k):
 
 
 # %% tags=["nbval-check-output"]
-check("topk_accuracy", topk_accuracy)
+topk_accuracy = check("topk_accuracy", topk_accuracy)
 
 # %% [markdown]
 # ## 4 · Train: first without negatives, then with them

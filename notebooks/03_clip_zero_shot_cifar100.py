@@ -130,10 +130,13 @@ assert_same("the same image twice gives the same probabilities", again, similari
 # ### Exercise 1 · zero_shot_probabilities · 🟢 easy · ~5 min
 # Write the notes' prediction as a function for a *batch*: image embeddings `[B, d]` and class embeddings `[C, d]`
 # (not necessarily normalised) → probabilities `[B, C]`, the softmax over classes of 100 × cosine similarity.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `F.normalize(x, dim=-1)` divides each row by its norm. The matrix product of the normalised rows is the cosine
-# matrix. Softmax over the last axis.
+# The notes' prediction line, for a whole batch: cosines, scaled by 100, softmax over the classes.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Normalise both inputs' rows (`F.normalize`), one matrix product gives `[B, C]`, then `softmax` over the last axis.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -145,7 +148,7 @@ def zero_shot_probabilities(image_emb, class_emb):
 
 
 # %% tags=["nbval-check-output"]
-check("zero_shot_probabilities", zero_shot_probabilities)
+zero_shot_probabilities = check("zero_shot_probabilities", zero_shot_probabilities)
 
 # %% [markdown]
 # ## 2 · The whole test set
@@ -177,10 +180,14 @@ print(f"{WHO}, single prompt 'a photo of a {{}}.': top-1 {100 * result['top1']:.
 # embeddings of `T` templates for each of `C` classes, `[C, T, d]`, return one unit vector per class, `[C, d]`:
 # normalise each prompt embedding, average over templates, normalise again. (Averaging the *embeddings* costs nothing
 # at test time: the classifier stays `[C, d]`.)
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# Without the first normalisation, a prompt whose embedding happens to be long outweighs the others. The checker's
-# second case has prompts of very different lengths.
+# Each prompt should get an equal vote, whatever the length of its embedding; and the class vector must be a unit
+# vector again at the end.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Normalise over `d` (the last axis), average over the template axis (`dim=1` of `[C, T, d]`), normalise again.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -192,7 +199,7 @@ def ensemble_embeddings(text_emb):
 
 
 # %% tags=["nbval-check-output"]
-check("ensemble_embeddings", ensemble_embeddings)
+ensemble_embeddings = check("ensemble_embeddings", ensemble_embeddings)
 
 # %% [markdown]
 # The 18 CIFAR-100 templates are the ones listed in the CLIP repository's `data/prompts.md`
@@ -236,10 +243,14 @@ elif FAST:
 # ### Exercise 3 · per_group_accuracy · 🟡 medium · ~8 min
 # Given predictions and labels `[N]` (class indices) and `group_of_class` `[C]` (the superclass of each class), return
 # the top-1 accuracy within each group, `[G]`. An image belongs to the group of its **true** class.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `group_of_class[labels]` gives each image's group. Count correct images and all images per group: a loop over
-# groups works, and so does `torch.zeros(G).index_add_(0, groups, values)`.
+# An image belongs to the group of its *true* class. Per group: correct images divided by all images.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Indexing `group_of_class` with the labels gives each image's group `[N]`. A loop over groups with a boolean mask
+# works, and so does `torch.zeros(G).index_add_(0, groups, values)` for the counts.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -253,7 +264,7 @@ def per_group_accuracy(predictions, labels, group_of_class):
 
 
 # %% tags=["nbval-check-output"]
-check("per_group_accuracy", per_group_accuracy)
+per_group_accuracy = check("per_group_accuracy", per_group_accuracy)
 
 # %% tags=["varies"]
 names, group_of_class = superclasses(test_set)
@@ -269,10 +280,14 @@ plt.xlabel("top-1 accuracy (%)"); plt.title(f"per-superclass accuracy, {WHO}"); 
 # ### Exercise 4 · confusion_matrix · 🟢 easy · ~6 min
 # Return the `[C, C]` matrix of counts whose entry `(t, p)` is the number of images of true class `t` predicted as
 # class `p`.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# Each (true, predicted) pair is one bin: `t * C + p`. `torch.bincount(..., minlength=C * C)` counts them all at
-# once; reshape to `[C, C]`. A double loop also works, but is slow for 10,000 images.
+# Each (true, predicted) pair is one cell of a C × C table; you need to count how often each cell occurs.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Turn a pair into one number (row-major: true class times C plus predicted class); `torch.bincount(..., minlength=C
+# * C)` counts all of them at once; then reshape to `[C, C]`.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -284,7 +299,7 @@ def confusion_matrix(predictions, labels, n_classes):
 
 
 # %% tags=["nbval-check-output"]
-check("confusion_matrix", confusion_matrix)
+confusion_matrix = check("confusion_matrix", confusion_matrix)
 
 # %% [markdown]
 # The largest off-diagonal entries are the pairs CLIP mixes up most. For each, one image that was misclassified:

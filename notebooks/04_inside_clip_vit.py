@@ -112,9 +112,15 @@ for name in OPENAI_VIT_MODELS:
 # ### Exercise 1 · patchify · 🟡 medium · ~8 min
 # Write `patchify(images, patch)`: `[B, 3, R, R]` → `[B, g², 3·p·p]` with `g = R / p`. Patches go in reading order (row
 # by row), and inside a patch the numbers go channel, then row, then column: the order of `conv1.weight.flatten(1)`.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# One einops pattern does it: `"b c (gh p1) (gw p2) -> b (gh gw) (c p1 p2)"`.
+# Cut the image into a g × g grid of p × p patches and flatten each patch in the order `conv1.weight.flatten(1)`
+# uses: channel, then row, then column.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# One `rearrange` does it. On the left, split each spatial axis into (grid position, position inside the patch); on
+# the right, group the grid axes into one token axis and the channel and in-patch axes into one feature axis.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -125,7 +131,7 @@ def patchify(images, patch):
 
 
 # %% tags=["nbval-check-output"]
-check("patchify", patchify)
+patchify = check("patchify", patchify)
 
 # %% tags=["nbval-check-output"]
 p = visual.conv1.kernel_size[0]
@@ -211,9 +217,13 @@ for name, e in [("learned", pe), ("sinusoidal", sin)]:
 # tokens as `[N, B, D]` (sequence first), while this course keeps `[B, N, D]`.
 #
 # ### Exercise 2 · quick_gelu · 🟢 easy · ~3 min
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `torch.sigmoid`.
+# QuickGELU gates x by a sigmoid of a scaled x: x · σ(1.702 x).
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Elementwise only, so the shape is unchanged. `torch.sigmoid` is the σ.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -224,7 +234,7 @@ def quick_gelu(x):
 
 
 # %% tags=["nbval-check-output"]
-check("quick_gelu", quick_gelu)
+quick_gelu = check("quick_gelu", quick_gelu)
 
 
 # %% [markdown]
@@ -232,11 +242,15 @@ check("quick_gelu", quick_gelu)
 # `multihead_self_attention(y, in_proj_weight, in_proj_bias, out_proj_weight, out_proj_bias, n_heads)`: `y` is
 # `[B, N, D]` (already normalised by ln_1). Compute q, k, v with one matrix product, split them into heads of width
 # `D / n_heads`, attend (softmax of $QK^\top/\sqrt{d_\text{head}}$), concatenate the heads, apply `out_proj`.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `(y @ in_proj_weight.T + in_proj_bias).chunk(3, dim=-1)` gives q, k, v. Split heads with
-# `rearrange(t, "b n (h d) -> b h n d", h=n_heads)` and merge them with the reverse pattern. Scale by the *head* width
-# (64 in ViT-B/32), not D: notebook 01's pitfall again.
+# One projection gives q, k and v stacked; split them, split each into heads, attend per head, merge the heads,
+# project out. Scale by the *head* width (notebook 01's pitfall again).
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# `in_proj_weight` is `[3D, D]`: project, then `.chunk` into three along the last axis. An einops pattern moves `(h d)` into a head axis
+# `b h n d` and back. The probabilities are `[B, H, N, N]`.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -251,7 +265,7 @@ def multihead_self_attention(y, in_proj_weight, in_proj_bias, out_proj_weight, o
 
 
 # %% tags=["nbval-check-output"]
-check("multihead_self_attention", multihead_self_attention)
+multihead_self_attention = check("multihead_self_attention", multihead_self_attention)
 
 
 # %% [markdown]
@@ -260,9 +274,14 @@ check("multihead_self_attention", multihead_self_attention)
 # `ln_1.weight`, `ln_1.bias`, `attn.in_proj_weight`, `attn.in_proj_bias`, `attn.out_proj.weight`, `attn.out_proj.bias`,
 # `ln_2.weight`, `ln_2.bias`, `mlp.c_fc.weight`, `mlp.c_fc.bias`, `mlp.c_proj.weight`, `mlp.c_proj.bias`. Use your two
 # functions above.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `F.layer_norm(x, (D,), weight, bias, eps=1e-5)`. Two residual additions: one after attention, one after the MLP.
+# Pre-norm: normalise, transform, add to the stream. Twice: once for attention, once for the MLP.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# `F.layer_norm(x, (D,), weight, bias, eps=1e-5)` with the block's `ln_1` and `ln_2`; the MLP is `c_fc`, QuickGELU,
+# `c_proj`; PyTorch stores linear weights as `[out, in]`, so multiply by their transpose.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -279,7 +298,7 @@ def residual_block(x, p, n_heads):
 
 
 # %% tags=["nbval-check-output"]
-check("residual_block", residual_block)
+residual_block = check("residual_block", residual_block)
 
 # %% [markdown]
 # Now on the real thing: the first and the last block of your model, fed the tokens the model itself computes.
@@ -306,9 +325,14 @@ with torch.no_grad():
 #
 # ### Exercise 5 · cls_attention_maps · 🟢 easy · ~6 min
 # `[B, H, N, N]` → `[B, H, g, g]`: the CLS query's attention to each patch.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `probs[:, :, 0, 1:]`, then `rearrange(..., "b h (gh gw) -> b h gh gw", gh=g)` with `g = math.isqrt(N - 1)`.
+# The CLS query's row of each attention matrix, without the CLS key, laid back on the patch grid.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Index query 0 and keys 1 onwards to get `[B, H, g²]`; `math.isqrt` gives g; an einops pattern splits the last axis
+# into `gh gw`.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -321,7 +345,7 @@ def cls_attention_maps(probs):
 
 
 # %% tags=["nbval-check-output"]
-check("cls_attention_maps", cls_attention_maps)
+cls_attention_maps = check("cls_attention_maps", cls_attention_maps)
 
 # %% tags=["varies"]
 with torch.no_grad():

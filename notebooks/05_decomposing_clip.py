@@ -95,9 +95,15 @@ assert_same("embedding + Σ attention + Σ MLP at CLS == final CLS (relative)", 
 # `linearised_layer_norm(parts, residual, weight)`: parts `[B, P, D]`, the full residual `[B, D]` (the sum of the
 # parts), γ `[D]` → `[B, P, D]`. Centre each part over its own D entries, divide by the residual's σ (the biased
 # standard deviation, with `eps = 1e-5` inside the square root, as `nn.LayerNorm` does), multiply by γ.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `sigma = torch.sqrt(residual.var(dim=-1, unbiased=False) + 1e-5)` is `[B]`; broadcast it as `sigma[:, None, None]`.
+# For one image σ is just a number, taken from the *whole* residual. Centre each part by its own mean, divide by
+# that σ, scale by γ.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# σ comes from the residual `[B, D]`: biased variance, ε inside the square root, giving `[B]`; give it two trailing
+# axes to broadcast against `[B, P, D]`. The mean of each part is over its last axis.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -110,7 +116,7 @@ def linearised_layer_norm(parts, residual, weight):
 
 
 # %% tags=["nbval-check-output"]
-check("linearised_layer_norm", linearised_layer_norm)
+linearised_layer_norm = check("linearised_layer_norm", linearised_layer_norm)
 
 # %% tags=["nbval-check-output"]
 with torch.no_grad():
@@ -132,10 +138,14 @@ assert_same("Σ linearised parts + β == ln_post(final CLS)", lhs, rhs, atol=1e-
 # ### Exercise 2 · head_token_terms · 🔴 hard · ~12 min
 # `head_token_terms(cls_probs, values, out_proj_weight)`: `cls_probs` `[B, H, N]` (row CLS of the attention),
 # `values` `[B, H, N, d_h]`, `out_proj_weight` `[D, D]` → `[B, N, H, D]`, the term for each source token and head.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `rearrange(out_proj_weight, "D (h dh) -> h dh D", h=H)` gives each head's `[d_h, D]` slice. Then one einsum:
-# `"bhn,bhnk,hkD->bnhD"`.
+# Each term is a probability (a number) times a value vector times that head's slice of `out_proj`.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Split `out_proj_weight` `[D, D]` by its *input* columns into per-head `[H, d_h, D]` slices (einops). Then a single
+# `torch.einsum` over b, h, n and the value axis produces `[B, N, H, D]`.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -148,7 +158,7 @@ def head_token_terms(cls_probs, values, out_proj_weight):
 
 
 # %% tags=["nbval-check-output"]
-check("head_token_terms", head_token_terms)
+head_token_terms = check("head_token_terms", head_token_terms)
 
 # %% tags=["nbval-check-output"]
 block = visual.transformer.resblocks[-1]
@@ -169,10 +179,14 @@ assert_same("Σ heads, tokens + bias == last attention block at CLS (relative)",
 #
 # ### Exercise 3 · fold_ln_proj · 🟡 medium · ~8 min
 # Return $G$ such that `(p - p.mean(-1, keepdim=True)) * weight @ proj == p @ G` for every `p`.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# $(p - \bar p\,\mathbf{1}) \operatorname{diag}(\gamma) P = p\,(\operatorname{diag}(\gamma)P) - \bar p\,\mathbf{1}^\top \operatorname{diag}(\gamma) P$,
-# and $\bar p\, \mathbf 1^\top = p\, \tfrac{1}{D}\mathbf 1 \mathbf 1^\top$: subtract the row mean.
+# Centring, scaling by γ and projecting are all linear, so they compose into one matrix G `[D, d]`.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Scaling by γ then `proj` is `diag(γ) @ proj`: broadcast γ as a column. Centring the input row is the same as
+# centring that matrix over its `D` axis (subtract its column means).
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -184,7 +198,7 @@ def fold_ln_proj(weight, proj):
 
 
 # %% tags=["nbval-check-output"]
-check("fold_ln_proj", fold_ln_proj)
+fold_ln_proj = check("fold_ln_proj", fold_ln_proj)
 
 # %% [markdown]
 # Now all the pieces together: your functions give the full decomposition of one image, `[L, N, H, d]`, which
@@ -310,9 +324,14 @@ plt.tight_layout(); plt.show()
 # ### Exercise 4 · mean_ablated_sum · 🟢 easy · ~5 min
 # `mean_ablated_sum(parts, ablate)`: `parts` `[N, P, d]` (P parts per image), `ablate` `[P]` booleans → `[N, d]`, the sum
 # over parts with each ablated part replaced by its mean over the N images.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `parts.mean(dim=0, keepdim=True)` is one mean per part. `torch.where(ablate[None, :, None], means, parts)`.
+# An ablated part is replaced, in every image, by its mean over the images; then sum the parts.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# The means over images are `[1, P, d]` with `keepdim=True`; `torch.where` picks per part, with `ablate` reshaped to
+# broadcast over images and `d`.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -324,7 +343,7 @@ def mean_ablated_sum(parts, ablate):
 
 
 # %% tags=["nbval-check-output"]
-check("mean_ablated_sum", mean_ablated_sum)
+mean_ablated_sum = check("mean_ablated_sum", mean_ablated_sum)
 
 # %% [markdown]
 # Over a whole dataset we can't keep `[N_img, L, N, H, d]` (for 10,000 CIFAR images and ViT-B/32 that's

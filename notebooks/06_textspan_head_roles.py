@@ -99,10 +99,15 @@ print(f"head outputs: {tuple(contrib.heads.shape)} = [images, layers, heads, d];
 #
 # ### Exercise 1 · restrict_to_top_directions · 🟡 medium · ~8 min
 # `restrict_to_top_directions(texts, outputs, rank)`: texts `[M, d]`, outputs `[K, d]` → `[M, d]`.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `Vh = torch.linalg.svd(outputs, full_matrices=False).Vh` (no centring), `basis = Vh[:rank]` `[r, d]`, then
-# `texts @ basis.T @ basis`. (The signs of singular vectors are arbitrary; this projection doesn't depend on them.)
+# Project every text onto the subspace spanned by the head's top-r right singular vectors (of the outputs as they
+# are, not centred).
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# `torch.linalg.svd(..., full_matrices=False)` returns `Vh` `[min(K,d), d]`; keep its first `rank` rows as a basis
+# `[r, d]`. Projecting onto an orthonormal basis is two matrix products.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -114,16 +119,20 @@ def restrict_to_top_directions(texts, outputs, rank):
 
 
 # %% tags=["nbval-check-output"]
-check("restrict_to_top_directions", restrict_to_top_directions)
+restrict_to_top_directions = check("restrict_to_top_directions", restrict_to_top_directions)
 
 
 # %% [markdown]
 # ### Exercise 2 · projection_variance · 🟢 easy · ~4 min
 # outputs `[K, d]`, texts `[M, d]` → `[M]`: for each text, the variance over images of the outputs' dot products with it.
 # Use torch's `.var` (unbiased, its default).
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `(outputs @ texts.T)` is `[K, M]`.
+# For each text, dot every image's output with it and take the variance of those K numbers.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# One matrix product gives `[K, M]`; `.var` over the image axis (unbiased, the default) gives `[M]`.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -134,15 +143,19 @@ def projection_variance(outputs, texts):
 
 
 # %% tags=["nbval-check-output"]
-check("projection_variance", projection_variance)
+projection_variance = check("projection_variance", projection_variance)
 
 
 # %% [markdown]
 # ### Exercise 3 · remove_direction · 🟢 easy · ~4 min
 # `x` `[..., d]` minus its component along `direction` `[d]` (not necessarily unit length).
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `u = direction / direction.norm()`, then `x - (x @ u)[..., None] * u`.
+# Subtract from x its projection onto the *unit* direction.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Normalise the direction first; `x @ u` has shape `[...]`, so give it a trailing axis before multiplying by `u`.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -154,7 +167,7 @@ def remove_direction(x, direction):
 
 
 # %% tags=["nbval-check-output"]
-check("remove_direction", remove_direction)
+remove_direction = check("remove_direction", remove_direction)
 
 
 # %% [markdown]
@@ -162,10 +175,15 @@ check("remove_direction", remove_direction)
 # `textspan_greedy(outputs, texts, n_texts, rank)` → a tensor of the `n_texts` picked indices, in order. Normalise the
 # texts to unit length first, restrict them (with the outputs as they are), centre the outputs, then loop. A text
 # already picked must not be picked again.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# After removing a picked text's direction from all texts, the picked text itself becomes (almost) zero; still, mask
-# it out explicitly (`variance[picked] = -1`) so rounding can never pick it twice.
+# Normalise the texts, restrict them, centre the outputs; then repeat: score, pick the best unpicked text, remove
+# its direction from the outputs and from every text.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Use your three functions above. Work in float64 for stability; keep a Python list of picked indices and set their
+# scores to −1 before each `argmax`.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -187,7 +205,7 @@ def textspan_greedy(outputs, texts, n_texts, rank):
 
 
 # %% tags=["nbval-check-output"]
-check("textspan_greedy", textspan_greedy)
+textspan_greedy = check("textspan_greedy", textspan_greedy)
 
 # %% tags=["varies"]
 layer, head = L - 1, 0

@@ -124,9 +124,14 @@ print("objects in this scene:", names)
 # ### Exercise 1 · patch_scores · 🟢 easy · ~5 min
 # The critical line for a whole batch: `attn` `[B, L, N, H, d]`, texts `[P, d]` → `[B, P, N-1]` (prompts before
 # patches, the layout the next steps want).
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `attn[:, :, 1:].sum(dim=(1, 3))` is `[B, N-1, d]`; multiply by `texts.T` and swap the last two axes.
+# For each patch, sum its terms over layers and heads, then dot with every text. Drop the CLS token.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# `attn` is `[B, L, N, H, d]`: slice tokens from 1, sum over the L and H axes to get `[B, N-1, d]`; a product with
+# the texts' transpose gives `[B, N-1, P]`; swap the last two axes.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -138,7 +143,7 @@ def patch_scores(attn, texts):
 
 
 # %% tags=["nbval-check-output"]
-check("patch_scores", patch_scores)
+patch_scores = check("patch_scores", patch_scores)
 
 
 # %% [markdown]
@@ -150,9 +155,14 @@ check("patch_scores", patch_scores)
 #
 # ### Exercise 2 · to_grid · 🟢 easy · ~4 min
 # `[..., g²]` → `[..., g, g]`, for any number of leading axes.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `g = math.isqrt(n)` (or `int(n ** 0.5)`), then `rearrange(scores, "... (gh gw) -> ... gh gw", gh=g)`.
+# The scores are in reading order: row by row. Split the last axis into (row, column) of a square grid.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# `g` is the integer square root of the last axis' length; an einops pattern with `...` for the leading axes splits
+# it into `gh gw`.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -164,7 +174,7 @@ def to_grid(scores):
 
 
 # %% tags=["nbval-check-output"]
-check("to_grid", to_grid)
+to_grid = check("to_grid", to_grid)
 
 # %% tags=["varies"]
 scores = patch_scores(attn, class_emb)                                   # [1, 100, g²]
@@ -194,9 +204,13 @@ plt.tight_layout(); plt.show()
 #
 # ### Exercise 3 · relative_to_prompts · 🟢 easy · ~3 min
 # maps `[..., P, H, W]` → the same shape, minus the mean over the P prompts.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# The prompt axis is `-3`; use `keepdim=True`.
+# Subtract, at every pixel, the average over the prompts.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# The prompt axis is `-3` of `[..., P, H, W]`; reduce with `keepdim=True` so it broadcasts back.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -207,7 +221,7 @@ def relative_to_prompts(maps):
 
 
 # %% tags=["nbval-check-output"]
-check("relative_to_prompts", relative_to_prompts)
+relative_to_prompts = check("relative_to_prompts", relative_to_prompts)
 
 # %% [markdown]
 # A picture for one scene, then a number over all the scenes: the pointing game (does the map's peak land on the
@@ -314,9 +328,13 @@ print("  " + "  ".join(f"H{h}: {p:.2f}" for h, p in enumerate(per_head)))
 #
 # ### Exercise 4 · mean_iou · 🟡 medium · ~6 min
 # `mean_iou(predicted, mask)`: two boolean `[H, W]` arrays → a float. An empty union counts as IoU 1.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# For `(a, b)` in `[(pred, mask), (~pred, ~mask)]`: `(a & b).sum() / (a | b).sum()`; return the mean of the two.
+# Two IoUs: of the foreground (predicted vs mask) and of the background (their negations); return their mean.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# IoU = |A ∩ B| / |A ∪ B| with boolean `&` and `|`; guard against an empty union (count it as 1).
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -332,7 +350,7 @@ def mean_iou(predicted, mask):
 
 
 # %% tags=["nbval-check-output"]
-check("mean_iou", mean_iou)
+mean_iou = check("mean_iou", mean_iou)
 
 # %% tags=["varies"]
 rows = []

@@ -85,9 +85,14 @@ print(f"{model.course_asset.name}: {info.layers} blocks x {info.heads} heads; sc
 #
 # ### Exercise 1 · token_mean_embedding · 🟢 easy · ~5 min
 # `token_mean_embedding(x, ln_weight, ln_bias, proj)`: x `[B, N, D]` → `[B, d]`, unit length (step 1).
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `F.layer_norm(x.mean(dim=1), (D,), ln_weight, ln_bias, 1e-5) @ proj`, then `F.normalize(..., dim=-1)`.
+# LeGrad reads a block as an image embedding: average all tokens (CLS included), then the model's own readout.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Mean over the token axis gives `[B, D]`; `F.layer_norm` with ε 1e-5, then the projection `[D, d]`, then unit
+# length (`F.normalize`).
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -99,15 +104,19 @@ def token_mean_embedding(x, ln_weight, ln_bias, proj):
 
 
 # %% tags=["nbval-check-output"]
-check("token_mean_embedding", token_mean_embedding)
+token_mean_embedding = check("token_mean_embedding", token_mean_embedding)
 
 
 # %% [markdown]
 # ### Exercise 2 · relevance_from_grad · 🟢 easy · ~4 min
 # Gradients `[P, H, N, N]` (one per prompt) → `[P, N-1]` (step 4).
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `grad.clamp(min=0).mean(dim=(1, 2))[:, 1:]`: the ReLU comes *before* the mean.
+# Keep only positive gradients, average over heads and query rows, and keep the patch keys.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# The ReLU comes *before* the mean. `[P, H, N, N]`: heads are axis 1, queries axis 2, keys axis 3; key 0 is CLS.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -118,15 +127,20 @@ def relevance_from_grad(grad):
 
 
 # %% tags=["nbval-check-output"]
-check("relevance_from_grad", relevance_from_grad)
+relevance_from_grad = check("relevance_from_grad", relevance_from_grad)
 
 
 # %% [markdown]
 # ### Exercise 3 · min_max · 🟢 easy · ~3 min
 # `[P, ...]` → each prompt's map scaled to [0, 1] (its own minimum and maximum).
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# `flat = maps.flatten(1)`; `lo, hi = flat.min(1).values, flat.max(1).values`; reshape them to broadcast.
+# Stretch each prompt's map to [0, 1]: subtract its minimum, divide by its range.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# One minimum and one maximum per prompt: flatten everything but axis 0 (or reduce over those axes) and keep shapes
+# that broadcast back.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -140,7 +154,7 @@ def min_max(maps):
 
 
 # %% tags=["nbval-check-output"]
-check("min_max", min_max)
+min_max = check("min_max", min_max)
 
 
 # %% [markdown]
@@ -222,10 +236,15 @@ else:
 #
 # ### Exercise 4 · rollout_from_probs · 🟡 medium · ~8 min
 # probs `[L, H, N, N]` → `[N-1]`.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# Start with `joint = torch.eye(N)`; for each block, `a = 0.5 * probs[l].mean(0) + 0.5 * eye`,
-# `a = a / a.sum(-1, keepdim=True)`, `joint = a @ joint`. Return `joint[0, 1:]`.
+# Per block: average the heads, mix in the identity (the residual), renormalise rows; multiply the blocks together,
+# later blocks on the left; read the CLS row.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# `[L, H, N, N]`: mean over heads gives `[L, N, N]`; `torch.eye(N)`; rows sum to 1 after dividing by their sum. The
+# answer drops column 0 (CLS).
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -241,7 +260,7 @@ def rollout_from_probs(probs):
 
 
 # %% tags=["nbval-check-output"]
-check("rollout_from_probs", rollout_from_probs)
+rollout_from_probs = check("rollout_from_probs", rollout_from_probs)
 
 # %% tags=["varies"]
 fig, axes = plt.subplots(2, 6, figsize=(12, 4.4))
@@ -292,7 +311,7 @@ for l, a in enumerate(acc["token_mean"]):
 # drawn at the model's resolution; TextSpan's head roles need the toy pool, whose properties the toy world knows).
 
 # %% tags=["varies"]
-checked = cm.premises(model, n_images=rehearsal_sized(300 if FAST else 1000, 20),
+checked = cm.premises(model, n_images=rehearsal_sized(300 if FAST else 500, 20),
                       n_scenes=rehearsal_sized(500 if FAST else 2000, 20))
 lp, tp = checked["legrad"], checked["textspan"]
 print(f"LeGrad's premise:   the last block's token mean classifies {100 * lp['token_mean_top1_last_block']:.1f}% of the toy "
@@ -320,7 +339,7 @@ print(f"TextSpan's premise: {len(tp['role_heads'])} heads with a role ({', '.joi
 #
 # ## 4 · The measured table, fair by construction
 #
-# Every method, the same two-object scenes (120 scenes, 240 objects; 100 scenes for a real ViT on a CPU), the same
+# Every method, the same two-object scenes (100 scenes, 200 objects), the same
 # scores as notebook 07: the pointing game (peak on the object, standard tolerance), where the misses land (on the
 # other object, or on the background), mIoU (map binarised at its mean), mAP, and the time per map.
 #
@@ -333,12 +352,12 @@ print(f"TextSpan's premise: {len(tp['role_heads'])} heads with a role ({', '.joi
 #   grid) ignore prompt and image; raw attention and rollout look at the image but not the prompt, so they find *an*
 #   object. The chance level is the best of these four (`cm.chance_level`).
 #
-# `python -m course_utils.compare_maps --scenes 120 --methods ...` computes the same table (its default is 250 scenes;
+# `python -m course_utils.compare_maps --scenes 100 --methods ...` computes the same table (its default is 250 scenes;
 # timings differ between runs, scores don't). The
 # verdict under it is computed from the table and the premises: none where a premise fails.
 
 # %% tags=["varies"]
-n_scenes = rehearsal_sized(100 if FAST else 120, 5)   # the command line's default is 250
+n_scenes = rehearsal_sized(100, 5)   # the command line's default is 250
 results = cm.compare(model, n_scenes=n_scenes, methods=cm.FAIR_METHODS + ("raw_attention", "rollout"))
 print(f"{model.course_asset.name}, {results['textspan']['objects']} objects in {n_scenes} two-object scenes:")
 print(cm.table(results))

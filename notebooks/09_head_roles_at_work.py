@@ -78,7 +78,7 @@ print(f"{model.course_asset.name}: {L} blocks x {H} heads, scenes drawn at {SIZE
 # %% tags=["varies"]
 texts, properties = pools.load_pool("toy")      # descriptions of colours, shapes, sizes, positions, counts
 text_emb = encode_texts(model, texts).cpu()
-scenes = tw.scenes(rehearsal_sized(1000, 20), size=SIZE)
+scenes = tw.scenes(rehearsal_sized(500, 20), size=SIZE)
 labelled = contributions([s.image for s in scenes])
 spans = textspan_all(labelled, text_emb, texts, layers=LATE, n_texts=5)
 roles = property_shares(spans, properties)      # (layer, head) -> (property, share of its 5 texts)
@@ -125,9 +125,14 @@ biased = F.normalize(encode_texts(model, rw.spurious_prompts()).cpu(), dim=-1)  
 # ### Exercise 1 · group_accuracy · 🟢 easy · ~4 min
 # `group_accuracy(correct, groups, n_groups)`: correct `[N]` bool, groups `[N]` in `0..n_groups-1` → `[n_groups]`,
 # the accuracy within each group.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# Per group you need two counts: the hits and the images. Every group in the checker's cases has at least one image.
+# Per group you need two counts: how many of its images are correct, and how many images it has.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# `torch.zeros(n_groups).index_add_(0, groups, values)` adds each image's value into its group's slot. Every group
+# in the checker's cases has at least one image.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -140,16 +145,20 @@ def group_accuracy(correct, groups, n_groups):
 
 
 # %% tags=["nbval-check-output"]
-check("group_accuracy", group_accuracy)
+group_accuracy = check("group_accuracy", group_accuracy)
 
 
 # %% [markdown]
 # ### Exercise 2 · group_average · 🟢 easy · ~3 min
 # `group_average(per_group, majority_share)`: per-group accuracies `[2C]`, ordered (typical, atypical) for each
 # class → the average over a test set in which each class is typical with probability `majority_share`.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# Reshape to one row per class first; then each row is a weighted mean of its two entries.
+# Each class is typical with probability `majority_share`: weight its two groups accordingly, then average classes.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Reshape `[2C]` to one row per class, `[C, 2]`: column 0 typical, column 1 atypical.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -161,7 +170,7 @@ def group_average(per_group, majority_share):
 
 
 # %% tags=["nbval-check-output"]
-check("group_average", group_average)
+group_average = check("group_average", group_average)
 
 # %% [markdown]
 # **Predict, then run.** Before you run the next cell: which groups will the biased prompts get wrong, the typical
@@ -203,10 +212,14 @@ plt.tight_layout(); plt.show()
 # ### Exercise 3 · mean_ablate_heads · 🟡 medium · ~6 min
 # `mean_ablate_heads(heads, chosen)`: heads `[N, L, H, d]`, chosen a list of `(layer, head)` → a copy in which each
 # chosen head's output is, in every image, its mean over the N images. Everything else unchanged.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# Work on a copy, so the caller's tensor is untouched. The mean is over the images; it has shape `[d]`, and
-# assigning it to `out[:, l, h]` broadcasts it to every image.
+# An ablated head writes the same vector, its mean over the images, into every image. Nothing else changes.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# Work on a copy (`.clone()`), so the caller's tensor is untouched. The mean over images of `heads[:, l, h]` is
+# `[d]`; assigning it to that slice broadcasts it to every image.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -220,7 +233,7 @@ def mean_ablate_heads(heads, chosen):
 
 
 # %% tags=["nbval-check-output"]
-check("mean_ablate_heads", mean_ablate_heads)
+mean_ablate_heads = check("mean_ablate_heads", mean_ablate_heads)
 
 # %% [markdown]
 # **Predict, then run.** The next cell ablates the colour heads, 20 random draws of as many heads, and the shape heads.
@@ -304,7 +317,7 @@ my_typical = dict(zip(tw.SHAPES, list(tw.COLORS)[3:] + list(tw.COLORS)[:3]))   #
 
 # %% tags=["varies"]
 assert set(my_typical) == set(tw.SHAPES), "my_typical: give every shape of tw.SHAPES a colour"
-mine = rw.spurious_test_set(rehearsal_sized(20, 2), size=SIZE, typical=my_typical)
+mine = rw.spurious_test_set(rehearsal_sized(10, 2), size=SIZE, typical=my_typical)
 mine_classifier = F.normalize(encode_texts(model, rw.spurious_prompts(my_typical)).cpu(), dim=-1)
 if colour_heads:
     mine_report = rw.spurious_report(contributions(mine.images), mine, mine_classifier, roles, n_draws=10)
@@ -325,10 +338,14 @@ if colour_heads:
 # ### Exercise 4 · precision_at_k · 🟡 medium · ~7 min
 # `precision_at_k(embeddings, values, k)`: embeddings `[N, d]`, values `[N]` → `[N]`, each image's precision@k when
 # it queries all the others by cosine similarity.
-# <details><summary>Hint</summary>
+# <details><summary>Hint 1 · the idea</summary>
 #
-# Build the `[N, N]` cosine-similarity matrix. What is every image's most similar image, and how do you stop it being
-# retrieved? Then `topk` along the last dimension gives the k nearest.
+# Rank all the other images by cosine similarity to the query; count how many of the top k share its value.
+# </details>
+# <details><summary>Hint 2 · shapes and functions</summary>
+#
+# The `[N, N]` similarity matrix's diagonal is every image's similarity to itself, the largest: set it to −∞ before
+# `topk`. Index `values` with the `[N, k]` neighbour indices.
 # </details>
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
@@ -343,7 +360,7 @@ def precision_at_k(embeddings, values, k):
 
 
 # %% tags=["nbval-check-output"]
-check("precision_at_k", precision_at_k)
+precision_at_k = check("precision_at_k", precision_at_k)
 
 # %% tags=["varies"]
 gallery = rw.retrieval_gallery(rehearsal_sized(5, 1), size=SIZE)

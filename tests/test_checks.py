@@ -111,12 +111,12 @@ def test_mutation_table_covers_every_exercise():
 @pytest.mark.parametrize("name", sorted(checks.EXERCISES))
 def test_reference_passes_and_slightly_wrong_answers_fail(name, capsys):
     ex = checks.EXERCISES[name]
-    assert checks.check(name, ex.reference), f"{name}: the reference fails its own checker"
+    assert checks.verdict(name, ex.reference), f"{name}: the reference fails its own checker"
     assert f"✅ {name}" in capsys.readouterr().out
     mutations = MUTATIONS.get(name)
     assert mutations, f"{name}: no mutation in MUTATIONS, so nothing shows its checker can fail"
     for label, mutate in mutations:
-        passed = checks.check(name, mutate(ex.reference))
+        passed = checks.verdict(name, mutate(ex.reference))
         out = capsys.readouterr().out
         assert not passed, f"{name}: the slightly wrong answer [{label}] PASSES the checker (atol {ex.atol:g}):\n{out}"
         assert ": raised " not in out, f"{name}: mutation [{label}] crashed instead of giving a wrong answer:\n{out}"
@@ -127,23 +127,23 @@ def test_stub_fails_and_says_so(capsys):
     def stub(*args):
         raise NotImplementedError
 
-    assert checks.check("softmax", stub) is False
+    assert checks.verdict("softmax", stub) is False
     assert "❌ softmax: not implemented yet" in capsys.readouterr().out
 
 
 def test_wrong_values_report_max_delta_and_first_index(capsys):
-    assert not checks.check("layer_norm", lambda x, g, b: (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True) * g + b)
+    assert not checks.verdict("layer_norm", lambda x, g, b: (x - x.mean(-1, keepdim=True)) / x.std(-1, keepdim=True) * g + b)
     out = capsys.readouterr().out
     assert "max |Δ| =" in out and "first wrong index (0, 0)" in out and "False" not in out
 
 
 def test_wrong_shape_is_named(capsys):
-    assert not checks.check("positional_encoding", torch.zeros(6, 7))
+    assert not checks.verdict("positional_encoding", torch.zeros(6, 7))
     assert "shape mismatch: got (6, 7), expected (7, 6)" in capsys.readouterr().out
 
 
 def test_unstable_softmax_gets_the_nan_and_the_hint(capsys):
-    assert not checks.check("softmax", lambda x: torch.exp(x) / torch.exp(x).sum(-1, keepdim=True))
+    assert not checks.verdict("softmax", lambda x: torch.exp(x) / torch.exp(x).sum(-1, keepdim=True))
     out = capsys.readouterr().out
     assert "NaN" in out and "hint: " in out
 
@@ -153,18 +153,18 @@ def test_seed_style_cross_attention_fails(capsys):
     def seed_version(dec, enc, wq, wk, wv):
         return by_hand.scaled_dot_product_attention(enc @ wq, enc @ wk, enc @ wv)
 
-    assert not checks.check("cross_attention", seed_version)
+    assert not checks.verdict("cross_attention", seed_version)
     assert "shape mismatch: got (7, 6), expected (4, 6)" in capsys.readouterr().out
 
 
 def test_exception_in_learner_code_is_shown(capsys):
-    assert not checks.check("causal_mask", lambda n: torch.zeros(n) @ torch.zeros(n + 1))
+    assert not checks.verdict("causal_mask", lambda n: torch.zeros(n) @ torch.zeros(n + 1))
     assert "raised RuntimeError" in capsys.readouterr().out
 
 
 def test_unknown_exercise_name():
     with pytest.raises(KeyError, match="no exercise called 'softmx'.*softmax"):
-        checks.check("softmx", lambda x: x)
+        checks.verdict("softmx", lambda x: x)
 
 
 def test_assert_same_raises_with_details_and_prints_on_success(capsys):
@@ -180,3 +180,18 @@ def test_infinities_must_match_exactly():
     mask = by_hand.causal_mask(3)
     assert checks.compare(mask, mask) is None
     assert "inf" in checks.compare(torch.zeros(3, 3), mask)
+
+
+def test_check_returns_the_learners_function_when_it_passes_and_the_reference_otherwise(capsys):
+    from course_utils.checker import EXERCISES
+    mine = EXERCISES["softmax"].reference
+    assert checks.check("softmax", mine) is mine
+
+    def stub(x):
+        raise NotImplementedError
+
+    fallback = checks.check("softmax", stub)
+    out = capsys.readouterr().out
+    assert fallback is EXERCISES["softmax"].reference and "the cells below use the course's reference softmax" in out
+    wrong = checks.check("positional_encoding", torch.zeros(7, 6))  # a value: the reference value comes back
+    assert torch.allclose(wrong, by_hand.positional_encoding(7, 6))

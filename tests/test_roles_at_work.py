@@ -160,7 +160,7 @@ def measured():
     model = model.float()
     pre = clip.clip._transform(model.visual.input_resolution)
     texts, props = pools.load_pool("toy")
-    scenes = [(s.image, 0) for s in tw.scenes(1000)]
+    scenes = [(s.image, 0) for s in tw.scenes(500)]
     c = head_contributions(model, scenes, pre, batch_size=100, progress=False)
     roles = ts.property_shares(ts.textspan_all(c, encode_texts(model, texts), texts, layers=[4, 5], n_texts=5), props)
     classifier = torch.nn.functional.normalize(encode_texts(model, rw.spurious_prompts()), dim=-1)
