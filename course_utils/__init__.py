@@ -10,6 +10,7 @@ data            CIFAR-100 or ToyShapes, superclasses, images -> model input     
 rehearsal       a stand-in real-mode cache: random weights as openai ships them, synthetic CIFAR-100CI, instructors
 by_hand         reference transformer pieces                                                  notebook 01
 plots           annotated matrices                                                            notebooks 01-02
+diagrams        the course's own drawings: transformer block, dual encoder, decomposition, LeGrad notebooks 01, 02, 04, 05, 08
 contrastive     similarity logits and the symmetric InfoNCE loss                              notebook 02
 zero_shot       prompts, class embeddings, the one top-k accuracy, evaluation                 notebooks 02-03
 inside_vit      the ViT traced block by block; patchify, QuickGELU, a block by hand           notebook 04

@@ -271,6 +271,29 @@ def _show(path: Path, folder: Path) -> str:
         return str(path)
 
 
+READING_WORDS_PER_MINUTE = 100  # careful reading of technical prose with formulas
+CODE_LINES_PER_MINUTE = 10  # reading a code cell, running it and looking at what it prints
+QUIZ_MINUTES = 5
+TASK_MINUTES = re.compile(r"### Exercise \d+ ·[^\n]*· ~(\d+) min|\*\*Open task \(~(\d+) min\)")
+
+
+def lesson_minutes(nb) -> dict[str, int]:
+    """A learner-paced estimate of one lesson, in minutes: its text outside the collapsed hints and answers at
+    READING_WORDS_PER_MINUTE, its code (not the solutions) at CODE_LINES_PER_MINUTE, every exercise and open task at
+    the time its header states, and QUIZ_MINUTES. An estimate, not an observation: the instructor guide says so.
+
+    Used by: `python -m course_utils.exercises --timings` and tests/test_guide.py (the guide's timetable).
+    """
+    markdown = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
+    words = len(re.findall(r"[A-Za-z]+", re.sub(r"<details>.*?</details>", "", markdown, flags=re.S)))
+    code = sum(len(c.source.splitlines()) for c in nb.cells
+               if c.cell_type == "code" and SOLUTION_TAG not in tags(c) and SETUP_TAG not in tags(c))
+    tasks = sum(int(a or b) for a, b in TASK_MINUTES.findall(markdown))
+    reading, running = round(words / READING_WORDS_PER_MINUTE), round(code / CODE_LINES_PER_MINUTE)
+    return dict(reading=reading, code=running, tasks=tasks, quiz=QUIZ_MINUTES,
+                total=reading + running + tasks + QUIZ_MINUTES)
+
+
 def main(argv=None) -> int:
     """Sync every lesson, its .py and its student copy (`--check`: only report); returns the exit code.
 
@@ -279,8 +302,15 @@ def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="change nothing; exit 1 if anything is out of date")
     parser.add_argument("--notebooks", type=Path, default=None, help="the notebooks folder (default: the repository's)")
+    parser.add_argument("--timings", action="store_true", help="print each lesson's estimated minutes; change nothing")
     args = parser.parse_args(argv)
     folder = (NOTEBOOKS if args.notebooks is None else args.notebooks).resolve()
+    if args.timings:
+        print("| notebook | reading | code | exercises and tasks | quiz | total |\n|---|---|---|---|---|---|")
+        for path in solution_notebooks(folder):
+            m = lesson_minutes(nbformat.read(path, as_version=4))
+            print(f"| {path.stem[:2]} | {m['reading']} | {m['code']} | {m['tasks']} | {m['quiz']} | {m['total']} |")
+        return 0
     exercises_dir = folder / "exercises"
     config = jupytext_config(folder)
     lessons = solution_notebooks(folder)

@@ -87,7 +87,7 @@ def random_clip(name: str, seed: int = 0) -> torch.nn.Module:
 
     The cost of a forward pass does not depend on the weights, so this is what shape tests and
     benchmarks use offline.
-    Taught in: notebook 02, "The course's ToyCLIP: the same model as ViT-B/32, only smaller".
+    Taught in: notebook 02, "The course's ToyCLIP: openai's CLIP architecture, only smaller".
     """
     _check_name(name, "random_clip")
     return build(name, seed).eval()
@@ -166,7 +166,7 @@ def load_toyclip(device: str | torch.device | None = None, detail: str = ""):
     """The course's bundled ToyCLIP (checksum-verified), with the same `(model, preprocess)` as clip.load.
 
     `model.course_asset` says what it is; `detail` says what it stands in for, when it does.
-    Used by: notebook 02, "The course's ToyCLIP: the same model as ViT-B/32, only smaller" (through load_clip).
+    Used by: notebook 02, "The course's ToyCLIP: openai's CLIP architecture, only smaller" (through load_clip).
     """
     device = torch.device(device) if device is not None else env.get_device()
     path, provenance = assets.obtain("toyclip")

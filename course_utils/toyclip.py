@@ -45,7 +45,7 @@ def patch_labels(scene: tw.Scene, patch: int) -> np.ndarray:
     """[grid * grid] int16: per patch (row-major, the order of the patch tokens), the class of the object covering at
     least half of its pixels, or -1 where none does (background, or an object's edge).
 
-    Used by: make_training_set (the targets of train's aux_patches objective).
+    Used by: make_training_set (the targets of train's aux_patches objective) and notebook 04, "Where does the CLS token look?".
     """
     side = scene.image.size[0] // patch
     labels = np.full(side * side, -1, dtype=np.int16)
@@ -241,7 +241,7 @@ def save(model, path: Path) -> None:
 def zero_shot(model, dataset, batch_size: int = 500):
     """Top-1 and top-5 accuracy, and images/s of the image encoder on this machine.
 
-    Taught in: notebook 02, "The course's ToyCLIP: the same model as ViT-B/32, only smaller".
+    Taught in: notebook 02, "The course's ToyCLIP: openai's CLIP architecture, only smaller".
     """
     text = zero_shot_classifier(model, dataset.classes)  # [C, d], the course's one prompt
     device = next(model.parameters()).device

@@ -15,7 +15,7 @@
 # - explain the decoder: the causal mask, cross-attention (*queries from the decoder*), the final linear + softmax, greedy decoding;
 # - check every one of those hand computations against the PyTorch module that does the same thing.
 #
-# **Expected time:** 60–75 minutes (about 40 of them on the 6 exercises). Runs on any laptop CPU in seconds.
+# **Expected time:** about 109 minutes at a learner's pace (47 of them on the exercises and open tasks; estimated as the instructor guide explains). Runs on any laptop CPU in seconds.
 #
 # **How the exercises work.** Each exercise has a header (difficulty, minutes), a hint, a code cell for you, and a checker
 # cell. The checker prints ✅, or ❌ with *what* differs (`max |Δ|`, the first wrong index, or the shapes). In the
@@ -322,6 +322,11 @@ plt.tight_layout(); plt.show()
 #
 # In practice all heads' $W_Q^{(j)}$ are stored as one $[d_{model}, d_{model}]$ matrix, whose columns are cut into $h$
 # blocks. We use $h = 2$ heads of width 3. First as a loop, the way you would say it:
+#
+# > **Common pitfall.** The course notes give, as an example of a head count, "the 32 single-head attentions in the
+# > *encoder* of Meta's LLaMA". LLaMA has no encoder: it is a decoder-only model, every layer a *masked* self-attention
+# > (section 8.1) plus an FFN. Its 7B version does use 32 heads per layer, 128 wide each, in a 4096-wide stream. The
+# > head count is indeed a design choice; what it is not free to change is the width the heads share, $d_k = d_{model}/h$.
 
 # %% tags=["nbval-check-output"]
 h = 2
@@ -370,7 +375,12 @@ assert_same("course_utils.by_hand.multi_head_attention agrees", by_hand.multi_he
 # \qquad \mu, \sigma^2 \text{ over the row's } d_{model} \text{ entries}$$
 #
 # The small $\epsilon$ (PyTorch: $10^{-5}$) keeps the division finite when a row is constant.
-#
+
+# %%
+from course_utils import diagrams   # one encoder layer, as the paper draws it (drawn by the course with matplotlib)
+_ = diagrams.transformer_block(pre_norm=False)
+
+# %% [markdown]
 # ### Exercise 4 · layer norm · 🟢 easy · ~6 min
 # Write `layer_norm(x, gamma, beta, eps=1e-5)` and match `nn.LayerNorm`.
 #
@@ -384,6 +394,7 @@ assert_same("course_utils.by_hand.multi_head_attention agrees", by_hand.multi_he
 # The variance is the *biased* one (divide by d, not d − 1: `unbiased=False`), and ε goes *inside* the square root.
 # Reduce over `dim=-1` with `keepdim=True` so the statistics broadcast.
 # </details>
+
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 def layer_norm(x, gamma, beta, eps=1e-5):
@@ -411,6 +422,10 @@ assert_same("each row now has mean 0", normed.mean(-1), torch.zeros(n))
 #
 # That is Linear → ReLU → Linear, with a wider hidden layer ($d_{ff}$ = 2048 in the paper, 8 here). A second add & norm
 # follows. This completes one encoder layer.
+#
+# > **Common pitfall.** The course notes describe this step as "a linear layer and a ReLU". The paper's FFN has *two*
+# > linear layers around the ReLU: the first widens each row to $d_{ff}$, the second brings it back to $d_{model}$. The
+# > second one is not optional: without it the output would be $d_{ff}$ wide and could not be added back to the stream.
 
 # %% tags=["nbval-check-output"]
 d_ff = 8
@@ -427,6 +442,8 @@ encoder_out_by_hand = layer_norm(normed + ffn_by_hand, gamma, beta)
 
 # %% [markdown]
 # ### The whole encoder layer against `nn.TransformerEncoderLayer`
+#
+# ⏩ *Skip if short on time: run these cells without stopping to discuss them; nothing later needs the discussion.*
 #
 # Now we let PyTorch create an encoder layer with its own random weights, read those weights out, and redo the whole
 # layer with *our* functions. If every piece above is right, the two agree.
@@ -476,6 +493,12 @@ with torch.no_grad():
 # When predicting position 2, the decoder must not peek at positions 3, 4, 5: at generation time those don't exist
 # yet. A **causal mask** adds $-\infty$ to the scores of future positions before the softmax, so their weights
 # become exactly 0.
+#
+# > **Common pitfall.** The course notes say the mask "helps prevent overfitting". It is not a regulariser. In training
+# > the decoder sees the whole target at once; without the mask, position $i$ could simply copy word $i+1$ from its
+# > input and the loss would drop to zero while the model learned nothing it can use at generation time, when word
+# > $i+1$ does not exist yet. The mask prevents that *leak*. What fights overfitting in the paper is dropout (0.1) and
+# > label smoothing.
 #
 # ### Exercise 5 · causal mask · 🟢 easy · ~4 min
 # Write `causal_mask(n)`: an `[n, n]` float tensor with 0 where key $j \le$ query $i$ and `-inf` where $j > i$.
@@ -565,6 +588,9 @@ cross_attention = check("cross_attention", cross_attention)
 
 # %% [markdown]
 # ### 8.3 The whole decoder layer against `nn.TransformerDecoderLayer`
+#
+# ⏩ *Skip if short on time: run these cells without stopping to discuss them; nothing later needs the discussion.*
+#
 # Masked self-attention → add & norm → cross-attention (queries from the decoder, keys/values from the encoder) →
 # add & norm → FFN → add & norm. Three sub-layers, three norms:
 
@@ -702,6 +728,50 @@ for src, _ in pairs:
 print("✅ greedy decoding by hand picks the same tokens as the torch model, step by step (probabilities within 1e-05)")
 
 # %% [markdown]
+# ## 11 · Your turn: predict, then explore
+#
+# **Predict, then run.** Section 4 said that attention treats its input as a *set*. Take five random word vectors,
+# shuffle them, and attend. Before running, choose: the outputs are (a) unchanged, (b) shuffled the same way as the
+# input, or (c) different altogether? And once positional encoding is added before attending?
+
+# %% tags=["nbval-check-output"]
+g = torch.Generator().manual_seed(0)
+five = torch.randn(5, d_model, generator=g)                     # [5, 6]: five words, no positions
+order = torch.tensor([3, 0, 4, 1, 2])                           # a shuffle of them
+
+
+def attend(x):                                                  # self-attention: q = k = v = x
+    return scaled_dot_product_attention(x, x, x)
+
+
+pe5 = positional_encoding(5, d_model)
+print("without positions, shuffled the same way:", torch.allclose(attend(five[order]), attend(five)[order], atol=1e-6))
+print("with positions,    shuffled the same way:",
+      torch.allclose(attend(five[order] + pe5), attend(five + pe5)[order], atol=1e-6))
+
+# %% [markdown]
+# Without positions the output rows just move with the input rows: nothing in the computation knows where a word
+# stood. With positions added, a word's vector depends on where it is, and the outputs change.
+#
+# **Open task (~10 min): why √d_k?** Take one query and 50 keys whose entries have variance 1, for key widths
+# $d_k$ = 4, 16, 64, 256. Compute the entropy of the softmax row (a measure of how spread out the weights are; at most
+# $\ln 50 \approx 3.9$) with the scale $1/\sqrt{d_k}$ and without it. Change the starter below, then write one sentence:
+# what happens without the scale as $d_k$ grows, and why would that stop a model from learning?
+
+# %%
+def row_entropy(scores):                                       # scores [50] -> entropy of softmax(scores)
+    p = softmax(scores[None])[0]
+    return float(-(p * torch.log(p.clamp(min=1e-12))).sum())
+
+
+g = torch.Generator().manual_seed(1)
+for d_k in (4, 16, 64, 256):                                   # try other widths too
+    q, k = torch.randn(1, d_k, generator=g), torch.randn(50, d_k, generator=g)
+    scaled, raw = row_entropy((q @ k.T)[0] / math.sqrt(d_k)), row_entropy((q @ k.T)[0])
+    assert 0 <= raw <= math.log(50) + 1e-6 and 0 <= scaled <= math.log(50) + 1e-6   # a sanity check of the measure
+    print(f"d_k = {d_k:>3}: entropy with 1/sqrt(d_k) {scaled:.2f}, without {raw:.2f}")
+
+# %% [markdown]
 # ## Summary
 #
 # | step | shape here | what it does |
@@ -735,3 +805,14 @@ print("✅ greedy decoding by hand picks the same tokens as the torch model, ste
 # 4. During training it would have learned to copy the next token from the (visible) future. At generation time the
 #    future isn't there, so its predictions would collapse.
 # </details>
+#
+# ## Further reading
+#
+# - Vaswani et al., "Attention Is All You Need", NeurIPS 2017, [arXiv:1706.03762](https://arxiv.org/abs/1706.03762).
+#   This notebook follows its section 3: the encoder and decoder stacks (3.1), scaled dot-product and multi-head
+#   attention (3.2), the position-wise feed-forward network (3.3), embeddings and softmax (3.4) and positional
+#   encoding (3.5).
+# - Ba, Kiros and Hinton, "Layer Normalization", 2016, [arXiv:1607.06450](https://arxiv.org/abs/1607.06450): the
+#   norm of add & norm.
+# - PyTorch's `nn.TransformerEncoderLayer` and `nn.TransformerDecoderLayer`, the modules every hand computation here
+#   is checked against: [documentation](https://pytorch.org/docs/stable/nn.html#transformer-layers).

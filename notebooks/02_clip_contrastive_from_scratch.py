@@ -16,7 +16,7 @@
 # - train a tiny CLIP for about 15 seconds on CPU and watch zero-shot classification appear;
 # - recognise the course's bundled **ToyCLIP** as the very same architecture as openai's ViT-B/32, only smaller.
 #
-# **Expected time:** 45–60 minutes (about 25 on the 4 exercises). The notebook runs in about half a minute on a laptop CPU.
+# **Expected time:** about 79 minutes at a learner's pace (31 of them on the exercises and open tasks; estimated as the instructor guide explains). The notebook runs in about half a minute on a laptop CPU.
 #
 # This notebook is the same in real and offline mode: everything here is trained on the course's toy world, a set of
 # drawn scenes of coloured shapes that the course generates itself (no download).
@@ -143,6 +143,11 @@ print(f"{len(vocab)} words; {captions[0]!r} -> {T_train[0].tolist()}")
 # 32-d space**. The image encoder is a miniature ViT: each 16×16-pixel patch becomes a token, just as in CLIP's ViT
 # (notebook 04; ViT-B/16 cuts its 224-pixel images into patches of the same size). Our 64-pixel images give a 4×4
 # grid of 16 tokens: few enough to train the pair in seconds on a CPU.
+
+
+# %%
+from course_utils import diagrams   # the whole of CLIP on one page (drawn by the course with matplotlib)
+_ = diagrams.dual_encoder()
 
 # %% tags=["nbval-check-output"]
 class TinyImageEncoder(nn.Module):
@@ -310,6 +315,26 @@ def topk_accuracy(logits, labels, k):
 topk_accuracy = check("topk_accuracy", topk_accuracy)
 
 # %% [markdown]
+# **Predict, then run.** Before any training, both encoders give random directions. For a batch of 64 pairs, what
+# loss do you expect? Think of each row as a guess among 64 captions, made with no information at all. Write your
+# number in `my_loss_guess`, then run.
+
+# %%
+my_loss_guess = None   # e.g. 2.0
+
+# %% tags=["nbval-check-output"]
+g = torch.Generator().manual_seed(0)
+B = 64
+untrained = clip_loss(torch.randn(B, 32, generator=g), torch.randn(B, 32, generator=g), torch.tensor(0.0))
+print(f"loss with random embeddings: {float(untrained):.2f}; ln(B) = {math.log(B):.2f}")
+if my_loss_guess is not None:
+    print(f"you guessed {my_loss_guess}: off by {abs(my_loss_guess - float(untrained)):.2f}")
+
+# %% [markdown]
+# A uniform guess among B answers costs $\ln B$ nats: the untrained loss sits there. Training has to push it down.
+# That is also why bigger batches make the task harder, and the loss not comparable across batch sizes.
+
+# %% [markdown]
 # ## 4 · Train: first without negatives, then with them
 #
 # One helper trains an image and text encoder pair with a given objective, and measures zero-shot accuracy on 500 test
@@ -418,13 +443,20 @@ plt.tight_layout(); plt.show()
 # attributes separately. In a real batch two captions can also describe the same thing ("a red star", "a photo of a
 # red star"); both are then right for either image, a "false negative" that real CLIP lives with too.
 #
-# ## 5 · The course's ToyCLIP: the same model as ViT-B/32, only smaller
+# ## 5 · The course's ToyCLIP: openai's CLIP architecture, only smaller
 #
 # Our 15-second model gets a real but modest zero-shot accuracy. The course ships **ToyCLIP**, trained in under an
 # hour on 2 CPU cores with `python -m course_utils.toyclip train` (its model card, `data/README.md`, gives the recipe
 # and the measured time). It is not a look-alike: it is an instance of
 # openai's own `clip.model.CLIP` class, with the real 49,408-token vocabulary and 77-token context, built by the
 # same `clip.model.build_model` function that `clip.load` uses for the real weights. Every later notebook uses it in offline mode.
+#
+# Two differences from our 15-second model, and one from ViT-B/32, matter later. Our tiny encoders above *average* their
+# tokens; CLIP, and so ToyCLIP, pools like the paper: the image tower reads its CLS token, the text tower the
+# end-of-text token. And `build_model` infers a vision tower's head count from its width (width / 64): right for
+# ViT-B/32 (768 / 64 = 12 heads), but ToyCLIP's 128-wide tower is split into 8 heads of 16, so the course's loader
+# sets the head count after building (`models.set_vision_heads`). Loaded by `clip.load` alone, the same file would
+# give 2 heads of 64: the same weights, other heads, other head roles in notebook 06.
 
 # %% tags=["nbval-check-output"]
 toy, toy_preprocess = load_clip("toy", device="cpu")
@@ -459,6 +491,8 @@ assert top1 > hist["top1"][-1]
 # %% [markdown]
 # ## 6 · Explore: type a caption, see the nearest scenes
 #
+# ⏩ *Skip if short on time: run these cells without stopping to discuss them; nothing later needs the discussion.*
+#
 # ToyCLIP embeds 300 multi-object scenes once. Your caption is embedded and compared with all of them, and the five
 # most similar scenes are shown. Try `"a red star"`, `"two shapes: a blue ring and a yellow square"`, `"a large purple
 # hexagon at the top left"`, or something the world doesn't contain.
@@ -486,6 +520,19 @@ nearest_scenes("a red star")
 # %% tags=["varies"]
 widgets.interact_manual(nearest_scenes, caption=widgets.Text("two shapes: a blue ring and a yellow square"),
                         k=widgets.IntSlider(5, 3, 8));
+
+
+# %% [markdown]
+# **Open task (~10 min): words the world doesn't have.** ToyCLIP knows ten colours, ten shapes, two sizes and four
+# positions. Put three captions it could have seen and three it couldn't ("a teal circle", "a red circle *without* a
+# star", "a hexagon") in `my_captions` and look at the nearest scenes. What does the model do with a word it never saw:
+# ignore it, or let it pull towards something? One sentence per caption.
+
+# %% tags=["varies"]
+my_captions = ["a red star", "a blue ring at the top left", "a teal circle"]   # replace with your six
+assert all(isinstance(c, str) and c.strip() for c in my_captions), "my_captions: a list of non-empty strings"
+for caption in my_captions:
+    nearest_scenes(caption, k=4)
 
 # %% [markdown]
 # ## Summary
@@ -515,3 +562,12 @@ widgets.interact_manual(nearest_scenes, caption=widgets.Text("two shapes: a blue
 # 4. It asks each image to prefer its own copy over the other, identical caption, which is impossible: a "false
 #    negative". It adds noise to training; large batches of varied captions make it rare.
 # </details>
+#
+# ## Further reading
+#
+# - Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", ICML 2021,
+#   [arXiv:2103.00020](https://arxiv.org/abs/2103.00020); code and weights:
+#   [openai/CLIP](https://github.com/openai/CLIP). This notebook follows section 2.3 (the contrastive objective and
+#   its pseudocode, Figure 3) and section 2.4 (the encoders and the projection into one space).
+# - van den Oord, Li and Vinyals, "Representation Learning with Contrastive Predictive Coding", 2018,
+#   [arXiv:1807.03748](https://arxiv.org/abs/1807.03748): the InfoNCE loss that CLIP's symmetric loss builds on.

@@ -18,7 +18,7 @@
 # - draw where the CLS token looks, per layer and head;
 # - finish the forward pass with `ln_post` and `proj`, and match `encode_image`.
 #
-# **Expected time:** 60 minutes (about 30 on the 5 exercises). It runs in under a minute on a laptop CPU.
+# **Expected time:** about 86 minutes at a learner's pace (49 of them on the exercises and open tasks; estimated as the instructor guide explains). It runs in under a minute on a laptop CPU.
 #
 # In real mode this is openai's ViT-B/32; offline it is ToyCLIP, the same class (`clip.model.CLIP`) with fewer and
 # narrower layers. Every check below holds in both, and the text gives ViT-B/32's shapes.
@@ -215,7 +215,12 @@ for name, e in [("learned", pe), ("sinusoidal", sin)]:
 # Three details matter. PyTorch's `nn.MultiheadAttention` stores $W_q, W_k, W_v$ stacked in one `in_proj_weight`
 # `[3D, D]`. CLIP's MLP uses **QuickGELU**, $x \cdot \sigma(1.702x)$, rather than exact GELU. And openai's blocks take
 # tokens as `[N, B, D]` (sequence first), while this course keeps `[B, N, D]`.
-#
+
+# %%
+from course_utils import diagrams   # the block we are about to rebuild (drawn by the course with matplotlib)
+_ = diagrams.transformer_block(pre_norm=True)
+
+# %% [markdown]
 # ### Exercise 2 · quick_gelu · 🟢 easy · ~3 min
 # <details><summary>Hint 1 · the idea</summary>
 #
@@ -225,6 +230,7 @@ for name, e in [("learned", pe), ("sinusoidal", sin)]:
 #
 # Elementwise only, so the shape is unchanged. `torch.sigmoid` is the σ.
 # </details>
+
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 def quick_gelu(x):
@@ -362,12 +368,54 @@ plt.suptitle("CLS → patch attention, every layer (rows) and head (columns)"); 
 
 
 # %% [markdown]
-# Two things to notice. Early layers spread attention broadly or attend to fixed positions; later layers attend to
-# parts of the object. And many heads put much of their attention on the CLS token itself, which no map shows (the
-# maps sum to less than 1). Attention says where information is *read from*, not what it contributes to the final
+# One picture can't tell you whether later layers look at the *objects*. Measure it instead.
+#
+# **Predict, then run.** The toy world knows which patches are object and which are background, so it can serve as a
+# measuring device for any model (the scenes are drawn at the model's own resolution). For 200 scenes, the next cell
+# takes, layer by layer, the share of the CLS query's attention to patches that lands on object patches, and puts it
+# next to the share of patches that are object: what attention spread evenly would give. Before you run it, write
+# down: in which layers will the share rise clearly above the even spread?
+
+# %% tags=["nbval-check-output"]
+from course_utils import toyworld as tw
+from course_utils.toyclip import patch_labels
+
+scenes = tw.scenes(200, size=info.image_resolution)
+patch = visual.conv1.kernel_size[0]
+on_object = torch.stack([torch.from_numpy(patch_labels(s, patch) >= 0) for s in scenes])     # [200, g²] bool
+with torch.no_grad():
+    cls_rows = [p[:, :, 0, 1:] for p in trace_vit(model, torch.stack([preprocess(s.image) for s in scenes]),
+                                                  cls_only=True).attn_probs]                 # L x [200, H, g²]
+even = on_object.float().mean().item()
+share = [((a * on_object[:, None]).sum(-1) / a.sum(-1)).mean().item() for a in cls_rows]    # mean over scenes, heads
+print(f"patches that are object: {even:.2f} (attention spread evenly would put this share on objects)")
+print("share of CLS->patch attention on object patches, by layer:", [round(s, 2) for s in share])
+
+# %% [markdown]
+# Read your numbers against the even spread: a layer whose share is close to it is not looking at the objects, one
+# well above it is. Many heads also put much of their attention on the CLS token itself, which no map shows (the maps
+# sum to less than 1). And attention says where information is *read from*, not what it contributes to the final
 # embedding: notebook 05 measures the contribution directly.
 #
-# Pick a layer and head:
+# **Open task (~10 min): find a position head.** A head whose CLS attention barely changes from one image to
+# the next reads *positions*, not content. `cls_rows` (from the measurement above) holds every layer's CLS-to-patch
+# attention for 200 scenes. For each (layer, head), measure how much its map varies across the scenes compared with
+# its average map, and name the most image-independent head in `my_position_head`. The cell after it checks your
+# choice against the spread of all heads; then look at that head with the browser below.
+
+# %%
+my_position_head = None   # (layer, head)
+
+# %% tags=["varies"]
+spread = torch.stack([(a.std(dim=0) / a.mean(dim=0).clamp(min=1e-8)).mean(dim=-1) for a in cls_rows])   # [L, H]
+if my_position_head is not None:
+    l, h = my_position_head
+    assert 0 <= l < spread.shape[0] and 0 <= h < spread.shape[1], "my_position_head: (layer, head) of this model"
+    rank = int((spread < spread[l, h]).sum()) + 1
+    print(f"L{l}H{h}: relative spread {spread[l, h]:.2f}; rank {rank} of {spread.numel()} (1 = most image-independent)")
+
+# %% [markdown]
+# # Pick a layer and head:
 
 # %% tags=["varies"]
 def show_head(layer=L - 1, head=0):
@@ -385,6 +433,8 @@ widgets.interact(show_head, layer=widgets.IntSlider(value=L - 1, min=0, max=L - 
 
 # %% [markdown]
 # ## 6 · The end: `ln_post` and `proj`
+#
+# ⏩ *Skip if short on time: run these cells without stopping to discuss them; nothing later needs the discussion.*
 #
 # After the last block, `ln_post` normalises the CLS token alone, and `proj` maps it from width D to the shared
 # embedding space (768 → 512 for ViT-B/32). The 49 patch tokens computed by the last block are thrown away.
@@ -429,3 +479,17 @@ print(f"image embedding: {tuple(mine.shape)} ({model.course_asset.name}: embed_d
 # 3. Exact GELU (`F.gelu`) instead of QuickGELU, or a LayerNorm with the wrong epsilon.
 # 4. To the CLS token itself (the column the map drops).
 # </details>
+#
+# ## Further reading
+#
+# - Dosovitskiy et al., "An Image is Worth 16x16 Words: Transformers for Image Recognition at Scale", ICLR 2021,
+#   [arXiv:2010.11929](https://arxiv.org/abs/2010.11929). This notebook follows its section 3.1 (patches, the CLS
+#   token, learned position embeddings) and its analysis of position-embedding similarity.
+# - Radford et al., "Learning Transferable Visual Models From Natural Language Supervision", ICML 2021,
+#   [arXiv:2103.00020](https://arxiv.org/abs/2103.00020); code and weights:
+#   [openai/CLIP](https://github.com/openai/CLIP): section 2.4 describes the small changes to the ViT (an extra
+#   layer norm before the transformer); the repository's `clip/model.py` (`VisionTransformer`) is the code this
+#   notebook opens up.
+# - Hendrycks and Gimpel, "Gaussian Error Linear Units (GELUs)", 2016,
+#   [arXiv:1606.08415](https://arxiv.org/abs/1606.08415): GELU, and the sigmoid approximation that CLIP's QuickGELU
+#   uses.

@@ -17,7 +17,7 @@
 #   `encode_image`;
 # - mean-ablate parts of the sum and measure which layers carry the information zero-shot classification uses.
 #
-# **Expected time:** 60–75 minutes (about 30 on the 4 exercises). It runs in under a minute offline on a laptop CPU,
+# **Expected time:** about 84 minutes at a learner's pace (43 of them on the exercises and open tasks; estimated as the instructor guide explains). It runs in under a minute offline on a laptop CPU,
 # a few minutes in real mode on CPU.
 #
 # In real mode the model is openai's ViT-B/32 and the data CIFAR-100; offline, ToyCLIP and the toy world. The
@@ -134,7 +134,12 @@ assert_same("Σ linearised parts + β == ln_post(final CLS)", lhs, rhs, atol=1e-
 # $$\text{attn}_l[\text{CLS}] = \sum_h \sum_j \; p^{lh}_{\text{CLS},j} \; v^{lh}_j \, W^{h}_{O} \; + \; b_O$$
 #
 # $W^h_O$ is head h's slice of `out_proj.weight`: the columns that multiply head h's part of the concatenated heads.
-#
+
+# %%
+from course_utils import diagrams   # the sum we are building, drawn small (drawn by the course with matplotlib)
+_ = diagrams.decomposition_tree()
+
+# %% [markdown]
 # ### Exercise 2 · head_token_terms · 🔴 hard · ~12 min
 # `head_token_terms(cls_probs, values, out_proj_weight)`: `cls_probs` `[B, H, N]` (row CLS of the attention),
 # `values` `[B, H, N, d_h]`, `out_proj_weight` `[D, D]` → `[B, N, H, D]`, the term for each source token and head.
@@ -147,6 +152,7 @@ assert_same("Σ linearised parts + β == ln_post(final CLS)", lhs, rhs, atol=1e-
 # Split `out_proj_weight` `[D, D]` by its *input* columns into per-head `[H, d_h, D]` slices (einops). Then a single
 # `torch.einsum` over b, h, n and the value axis produces `[B, N, H, D]`.
 # </details>
+
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 def head_token_terms(cls_probs, values, out_proj_weight):
@@ -227,6 +233,8 @@ print(f"✅ all parts sum back to encode_image: max relative error {'< 1e-5' if 
 
 # %% [markdown]
 # ### Two ways to share the mean
+#
+# ⏩ *Skip if short on time: run these cells without stopping to discuss them; nothing later needs the discussion.*
 #
 # `ln_post` subtracts the residual's mean $\mu$ and adds $\beta$. Which part "owns" how much of them is a choice, and
 # every choice keeps the sum exact. There are two reasonable ones:
@@ -365,6 +373,14 @@ classifier = zero_shot_classifier(model, test_set.classes, SINGLE_TEMPLATE).cpu(
 model = model.cpu()
 print("heads:", tuple(contrib.heads.shape), "· cls:", tuple(contrib.cls.shape), "· mlp:", tuple(contrib.mlp.shape))
 
+# %% [markdown]
+# **Predict, then run.** The next cell mean-ablates four groups of parts: all the MLPs, all the CLS-to-CLS terms, every
+# attention layer but the last two, and the last two. Before running, order them from "costs the least accuracy" to
+# "costs the most", and write your order in `my_order` (a list of the numbers 1 to 4, in the order the cell prints them).
+
+# %%
+my_order = None   # e.g. [1, 2, 3, 4]
+
 # %% tags=["varies"]
 L = info.layers
 rows = [("nothing ablated", ablation.mean_ablate(contrib, classifier)),
@@ -381,10 +397,17 @@ plt.plot(range(L + 1), [100 * a for a in curve], "o-")
 plt.xlabel("attention layers mean-ablated (0 .. k-1)"); plt.ylabel("top-1 (%)")
 plt.title(f"cumulative ablation from the first layer, {WHO}"); plt.grid(alpha=0.3); plt.tight_layout(); plt.show()
 
+# %%
+if my_order is not None:
+    assert sorted(my_order) == [1, 2, 3, 4], "my_order: the numbers 1 to 4, each once"
+    measured = sorted(range(1, 5), key=lambda i: -rows[i][1])           # least costly first
+    print("measured order:", measured, "· yours:", my_order, "· same" if measured == list(my_order) else "· different")
+
 # %% [markdown]
-# What to read off, and what the paper found. In ViT-L/14 on ImageNet, Gandelsman et al. found that mean-ablating
-# all the MLPs or the CLS-to-CLS terms costs little, and that the *direct* effect sits in the last few attention
-# layers: ablating the attention layers one by one from the first barely moves accuracy until the last four. The
+# What to read off, and what the paper found. For the OpenCLIP ViTs trained on LAION that the paper studies (its main
+# model is ViT-H-14), on ImageNet, Gandelsman et al. report that mean-ablating all the MLPs or the CLS-to-CLS terms
+# costs little, and that the *direct* effect sits in the last few attention layers: ablating the attention layers one
+# by one from the first barely moves accuracy until the last four. The
 # same shape appears here: the curve stays flat while early layers are ablated and drops when the late ones are.
 # Early layers still matter, but *indirectly*: they build the tokens that late heads read.
 #
@@ -393,9 +416,27 @@ plt.title(f"cumulative ablation from the first layer, {WHO}"); plt.grid(alpha=0.
 #
 # ### Does the convention change the story?
 #
+# ⏩ *Skip if short on time: run these cells without stopping to discuss them; nothing later needs the discussion.*
+#
 # The same analysis in both conventions, on a smaller sample streamed to disk (as you would for a large dataset): the
 # mean-ablation table, and for each head of the last two layers, the 5 texts TextSpan (next notebook) picks from the
 # class prompts. A head "changes" if its 5 picks differ.
+
+
+# %% [markdown]
+# **Open task (~10 min): the head that matters most.** Mean-ablate the heads of the last layer *one at a time* (use
+# `ablation.mean_ablate(contrib, classifier, heads=[(L - 1, h)])`) and find the head whose removal costs the most
+# accuracy. Write it in `my_costliest_head`. Then keep it in mind for notebook 06: what do its texts say it writes?
+
+# %%
+my_costliest_head = None   # (layer, head)
+
+# %% tags=["varies"]
+if my_costliest_head is not None:
+    l, h = my_costliest_head
+    assert 0 <= l < L and 0 <= h < info.heads, "my_costliest_head: (layer, head) of this model"
+    print(f"L{l}H{h} ablated: top-1 {100 * ablation.mean_ablate(contrib, classifier, heads=[(l, h)]):.1f}% "
+          f"(nothing ablated: {100 * rows[0][1]:.1f}%)")
 
 # %% tags=["varies"]
 few = torch.utils.data.Subset(test_set, list(subset)[:rehearsal_sized(300, 60)])
@@ -452,3 +493,11 @@ print(f"{len(paper_picks)} heads of layers {late}: same 5 picks in the same orde
 # 3. No. Its output feeds every later layer (indirect effect); mean-ablation of the direct term leaves that path intact.
 # 4. `[1, 24, 257, 16, 768]`: 24 layers, 257 tokens (16 × 16 patches + CLS), 16 heads, embedding width 768.
 # </details>
+#
+# ## Further reading
+#
+# - Gandelsman, Efros and Steinhardt, "Interpreting CLIP's Image Representation via Text-Based Decomposition", ICLR
+#   2024, [arXiv:2310.05916](https://arxiv.org/abs/2310.05916); code:
+#   [yossigandelsman/clip_text_span](https://github.com/yossigandelsman/clip_text_span). This notebook follows the
+#   paper's decomposition of the image representation into layers, heads and tokens, and its mean-ablation study;
+#   the repository's `prs_hook.py` is the code our `convention="paper"` is tested against.

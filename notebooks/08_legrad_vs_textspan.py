@@ -18,7 +18,7 @@
 #   chance level, on the same images against ground truth, with time and memory per map;
 # - say which of the course notes' claims the measurements support, and which they don't.
 #
-# **Expected time:** 75 minutes (about 30 on the 4 exercises). Offline it runs in about a minute on a laptop CPU.
+# **Expected time:** about 87 minutes at a learner's pace (30 of them on the exercises and open tasks; estimated as the instructor guide explains). Offline it runs in about a minute on a laptop CPU.
 #
 # The course notes compare the two methods in a table of claims: TextSpan is "faster" and "more stable", LeGrad "focuses on
 # discriminative parts" while TextSpan shows "semantic alignment". A claim is a hypothesis. This notebook turns the
@@ -71,6 +71,11 @@ print(f"{model.course_asset.name}: {info.layers} blocks x {info.heads} heads; sc
 # TextSpan (notebooks 05–07) reads the *forward* pass: what each head writes, dotted with a text. LeGrad asks a
 # *backward* question: if the attention at block $l$ changed, how would the image–text score change?
 #
+# > **Common pitfall.** The course notes expand the name as "Layer-wise Gradient-based Attribution for Vision
+# > Transformers". The paper's title is "LeGrad: An Explainability Method for Vision Transformers via Feature Formation
+# > Sensitivity" (Bousselham et al.): its idea is the *sensitivity* of the feature formed at each layer to that layer's
+# > attention, and it is built for ViTs in general, CLIP's among them.
+#
 # For each chosen block $l$ (the authors' default: the last two):
 #
 # 1. read the block's output as an image embedding: the **mean over all tokens**, then `ln_post`, `proj`, unit length:
@@ -82,7 +87,12 @@ print(f"{model.course_asset.name}: {info.layers} blocks x {info.heads} heads; sc
 #    $E_l = \frac{1}{H N}\sum_h \sum_i [G_l]^+_{h,i,1:}$, shape `[N-1]`;
 #
 # then sum over blocks, min-max normalise, and upsample to the image.
-#
+
+# %%
+from course_utils import diagrams   # the steps below, for one block (drawn by the course with matplotlib)
+_ = diagrams.legrad_pipeline()
+
+# %% [markdown]
 # ### Exercise 1 · token_mean_embedding · 🟢 easy · ~5 min
 # `token_mean_embedding(x, ln_weight, ln_bias, proj)`: x `[B, N, D]` → `[B, d]`, unit length (step 1).
 # <details><summary>Hint 1 · the idea</summary>
@@ -94,6 +104,7 @@ print(f"{model.course_asset.name}: {info.layers} blocks x {info.heads} heads; sc
 # Mean over the token axis gives `[B, D]`; `F.layer_norm` with ε 1e-5, then the projection `[D, d]`, then unit
 # length (`F.normalize`).
 # </details>
+
 
 # %% jupyter={"source_hidden": true} tags=["solution"]
 def token_mean_embedding(x, ln_weight, ln_bias, proj):
@@ -356,12 +367,23 @@ print(f"TextSpan's premise: {len(tp['role_heads'])} heads with a role ({', '.joi
 # timings differ between runs, scores don't). The
 # verdict under it is computed from the table and the premises: none where a premise fails.
 
+# %% [markdown]
+# **Predict, then run.** Which method will score the highest pointing game in the table below, and will LeGrad's
+# relative maps beat its absolute ones? Write the method name (as the table spells it) in `my_winner`.
+
+# %%
+my_winner = None   # e.g. "textspan"
+
 # %% tags=["varies"]
 n_scenes = rehearsal_sized(100, 5)   # the command line's default is 250
 results = cm.compare(model, n_scenes=n_scenes, methods=cm.FAIR_METHODS + ("raw_attention", "rollout"))
 print(f"{model.course_asset.name}, {results['textspan']['objects']} objects in {n_scenes} two-object scenes:")
 print(cm.table(results))
 print("\nverdict:", cm.verdict(results, checked))
+if my_winner is not None:
+    assert my_winner in results, f"my_winner: one of {list(results)}"
+    best = max(results, key=lambda m: results[m]["pointing_game"])
+    print(f"you picked {my_winner}; the highest pointing game here: {best}")
 
 # %% tags=["varies"]
 names = list(results)
@@ -380,6 +402,8 @@ ax.legend(fontsize=7, loc="lower right"); plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # ## 5 · Maps of misclassified images
+#
+# ⏩ *Skip if short on time: run these cells without stopping to discuss them; nothing later needs the discussion.*
 #
 # Heatmaps in papers and course notes are usually shown for images the model gets right. Yet a map is computed for a
 # *prompt*, whatever the model predicts: TextSpan's map for "a photo of a X" reads X's direction in what each patch
@@ -439,7 +463,7 @@ plt.tight_layout(); plt.show()
 # - TextSpan (Gandelsman, Efros and Steinhardt, ICLR 2024, [arXiv:2310.05916](https://arxiv.org/abs/2310.05916)):
 #   ImageNet-segmentation (4,276 validation images) against LRP, rollout, raw attention, GradCAM and Chefer et al.
 #
-# **Exercise (open-ended, ~10 min).** Open LeGrad's paper, find the ImageNet-S table and the speed table, and write
+# **Open task (~10 min).** Open LeGrad's paper, find the ImageNet-S table and the speed table, and write
 # the LeGrad and TextSpan rows, with the checkpoint each used, into `published` below. Which differences between
 # their setting and ours (photographs or drawn shapes, one object or two, the checkpoint) could change the ranking?
 
@@ -454,6 +478,8 @@ for method, row in published.items():
 
 # %% [markdown]
 # ## 7 · Time and memory per map
+#
+# ⏩ *Skip if short on time: run these cells without stopping to discuss them; nothing later needs the discussion.*
 #
 # A speed claim ("TextSpan is faster", or frames per second for LeGrad against TextSpan) depends on what is timed.
 # Here every way of making a map runs on the same model, the same image and the same 5 prompts, in this run: a plain
@@ -597,3 +623,18 @@ print(f"'a wrong prompt gives a weak map':  TextSpan {100 * wrong['textspan']['p
 # 5. A method whose premise fails measures the model, not the method: LeGrad on a model whose token-mean readout is
 #    noise would lose to TextSpan on *any* scenes, and the ranking would say nothing about LeGrad.
 # </details>
+#
+# ## Further reading
+#
+# - Bousselham, Boggust, Chaybouti, Strobelt and Kuehne, "LeGrad: An Explainability Method for Vision Transformers
+#   via Feature Formation Sensitivity", [arXiv:2404.03214](https://arxiv.org/abs/2404.03214); code:
+#   [WalBouss/LeGrad](https://github.com/WalBouss/LeGrad) (package `legrad-torch`). This notebook follows its method
+#   section: the per-layer readout, the gradient with respect to attention, and the aggregation over layers.
+# - Gandelsman, Efros and Steinhardt, "Interpreting CLIP's Image Representation via Text-Based Decomposition", ICLR
+#   2024, [arXiv:2310.05916](https://arxiv.org/abs/2310.05916); code:
+#   [yossigandelsman/clip_text_span](https://github.com/yossigandelsman/clip_text_span): the method LeGrad is
+#   compared with here.
+# - Abnar and Zuidema, "Quantifying Attention Flow in Transformers", ACL 2020,
+#   [arXiv:2005.00928](https://arxiv.org/abs/2005.00928): attention rollout, one of our baselines.
+# - Zhang et al., "Top-down Neural Attention by Excitation Backprop", ECCV 2016,
+#   [arXiv:1608.00507](https://arxiv.org/abs/1608.00507): the pointing game.

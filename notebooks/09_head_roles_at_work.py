@@ -17,7 +17,7 @@
 #   full embedding;
 # - place TextSpan among the work that followed it, and look for high-norm tokens in a model yourself.
 #
-# **Expected time:** 60 minutes (about 25 on the 4 exercises and the two open tasks). Offline it runs in about a
+# **Expected time:** about 80 minutes at a learner's pace (40 of them on the exercises and open tasks; estimated as the instructor guide explains). Offline it runs in about a
 # minute on a laptop CPU.
 #
 # Notebook 06 gave every late head a label: the property most of its TextSpan texts are about. A label is only
@@ -406,6 +406,8 @@ widgets.interact(show_matches, query=widgets.IntSlider(value=0, min=0, max=len(g
 
 # %% [markdown]
 # ## 5 · Where research went next
+#
+# ⏩ *Skip if short on time: run these cells without stopping to discuss them; nothing later needs the discussion.*
 #
 # - **Neurons, not only heads.** Gandelsman, Efros and Steinhardt, "Interpreting the Second-Order Effects of Neurons
 #   in CLIP" ([arXiv:2406.04341](https://arxiv.org/abs/2406.04341)). A neuron's direct contribution to the output

@@ -67,6 +67,8 @@ def test_notebook_shape(path):
     assert setup.source == colab.setup_cell_source() and colab.SETUP_TAG in tags(setup)
     text = "\n".join(c.source for c in nb.cells if c.cell_type == "markdown")
     assert "## Summary" in text and "quiz" in text.lower()
+    further = text.split("## Further reading")[-1] if "## Further reading" in text else ""
+    assert "arxiv.org/abs/" in further, f"{path.name}: no Further reading with an arXiv link at the end"
     for cell, name, _ in exercises_of(nb):
         header = nb.cells[nb.cells.index(cell) - 1].source
         assert re.search(r"### Exercise \d+ · .*· (🟢|🟡|🔴) \w+ · ~\d+ min", header), f"{name}: header"
