@@ -154,8 +154,8 @@ def check(name: str, value):
     Every exercise's checker cell calls it, starting with notebook 01's Exercise 1.
     Taught in: notebook 01, "Positional encoding".
     """
-    ex = EXERCISES[name]
-    if value is ex.reference:  # this cell ran before and handed out the reference; don't grade the course's own code
+    ex = EXERCISES.get(name)  # an unknown name: verdict below raises with the list of known ones
+    if ex is not None and value is ex.reference:  # this cell ran before and handed out the reference: don't grade it
         print(f"↪ {name} is still the course's reference: run your exercise cell above first, then this one again.")
         return value
     if verdict(name, value):

@@ -21,6 +21,7 @@ import torch
 from . import toyworld as tw
 from .decompose import HeadContributions
 from .inside_vit import run_blocks
+from .zero_shot import predict
 
 TYPICAL_COLOUR = dict(zip(tw.SHAPES, tw.COLORS))  # shape -> the colour the prompts name it with: circle -> red, ...
 MAJORITY_SHARE = 0.95  # share of each class drawn in its typical colour, as Waterbirds' 95% (Sagawa et al., 2020)
@@ -167,8 +168,7 @@ def zero_shot_correct(embeddings: torch.Tensor, classifier: torch.Tensor, labels
 
     Used by: spurious_report.
     """
-    image = embeddings.float() / embeddings.float().norm(dim=-1, keepdim=True)
-    return (image @ classifier.float().T).argmax(dim=-1) == labels
+    return predict(embeddings.float(), classifier.float()) == labels
 
 
 def random_head_draws(pool, k: int, n_draws: int, seed: int = 0) -> list[list[tuple[int, int]]]:
@@ -255,7 +255,8 @@ def retrieval_table(c: HeadContributions, gallery: GroupedScenes, roles: dict, k
 
     Taught in: notebook 09, "Retrieval by one property".
     """
-    searches = {f"{r} heads": role_embeddings(c, heads_labelled(roles, r)) for r in role_names if heads_labelled(roles, r)}
+    by_role = {r: heads_labelled(roles, r) for r in role_names}
+    searches = {f"{r} heads": role_embeddings(c, heads) for r, heads in by_role.items() if heads}
     searches["full embedding"] = c.total()
     table = {name: {p: float(precision_at_k(emb, gallery.values[p], k).mean()) for p in PROPERTIES}
              for name, emb in searches.items()}
