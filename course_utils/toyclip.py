@@ -10,6 +10,7 @@ The loss is notebook 02's (`contrastive.clip_loss`).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import math
 import multiprocessing
 import os
@@ -88,10 +89,53 @@ def twin_pair(rng: np.random.Generator, n_objects: int) -> list[tw.Scene]:
     return pair
 
 
+def foil_caption(scene: tw.Scene, rng: np.random.Generator) -> tuple[str, str]:
+    """(caption, foil): a fresh caption of `scene` and the same sentence about a scene that differs in one property
+    the caption names, size or position ("a small red circle" / "a large red circle"), or "" when it names neither.
+
+    A foil is a hard negative: in a batch of unrelated scenes, colour and shape alone tell every caption apart, so
+    nothing makes the image embedding carry size or position. Its own caption's foil does. The foil changes one
+    object: its size flips, or it moves to another region (swapping with the object there, so the scene stays
+    possible and the words must bind to the right object).
+    Used by: make_training_set (foils) and tests/test_toyclip.py.
+    """
+    state = rng.bit_generator.state
+    with_size = rng.random() < tw.CAPTION_RATES["size"]  # describe's own first two draws, peeked
+    with_pos = rng.random() < tw.CAPTION_RATES["position"]
+    caption = describe_from(scene, rng, state)
+    changes = [c for c, named in (("size", with_size), ("position", with_pos)) if named]
+    if not changes:
+        return caption, ""
+    after = np.random.default_rng(rng.integers(2**31))
+    change = changes[after.integers(len(changes))]
+    objects = list(scene.objects)
+    i = int(after.integers(len(objects)))
+    if change == "size":
+        objects[i] = dataclasses.replace(objects[i], size="large" if objects[i].size == "small" else "small")
+    else:
+        others = [r for r in tw.POSITIONS_LIST if r != objects[i].region]
+        region = others[after.integers(len(others))]
+        for m, o in enumerate(objects):
+            if o.region == region:  # swap with the object already there
+                objects[m] = dataclasses.replace(o, region=objects[i].region)
+        objects[i] = dataclasses.replace(objects[i], region=region)
+    foil = describe_from(dataclasses.replace(scene, objects=objects), rng, state)
+    return caption, foil
+
+
+def describe_from(scene: tw.Scene, rng: np.random.Generator, state: dict) -> str:
+    """toyworld.describe with the generator first reset to `state` (same draws, so the same template and order).
+
+    Used by: foil_caption.
+    """
+    rng.bit_generator.state = state
+    return tw.describe(scene, rng)
+
+
 def _draw(args):
-    seed, lo, hi, single_fraction, twin_fraction, patch = args
+    seed, lo, hi, single_fraction, twin_fraction, patch, foils = args
     images = np.empty((hi - lo, 3, tw.IMAGE_SIZE, tw.IMAGE_SIZE), dtype=np.uint8)
-    captions, labels = [], []
+    captions, foil_texts, labels = [], [], []
     for j in range(lo // 2, hi // 2):  # scenes 2j and 2j + 1 depend on (seed, j) alone
         rng = np.random.default_rng([seed, j])
         counts = [1 if rng.random() < single_fraction else (2 if rng.random() < 0.7 else 3) for _ in range(2)]
@@ -101,22 +145,26 @@ def _draw(args):
             pair = [tw.random_scene(seed * 10_000_000 + 2 * j + k, n_objects=counts[k]) for k in range(2)]
         for k, scene in enumerate(pair):
             images[2 * j + k - lo] = np.asarray(scene.image).transpose(2, 0, 1)
-            captions.append(scene.caption)
+            caption, foil = (foil_caption(scene, np.random.default_rng([seed, j, k, 1])) if foils
+                             else (scene.caption, ""))
+            captions.append(caption)
+            foil_texts.append(foil)
             labels.append(patch_labels(scene, patch))
-    return images, captions, np.stack(labels)
+    return images, captions, foil_texts, np.stack(labels)
 
 
 def make_training_set(n: int, seed: int = 0, single_fraction: float = 0.5, twin_fraction: float = 0.0,
-                      workers: int = 1, patch: int = 8):
-    """Draw `n` scenes once (PIL is slow): uint8 images [n, 3, H, W], tokens [n, TRAIN_CONTEXT] and patch labels
-    [n, grid * grid] (see patch_labels). Scenes come in pairs (2j, 2j + 1); `twin_fraction` of the pairs are twins
-    (see twin_pair). The scenes are the same whatever `workers` is (processes drawing in parallel).
+                      workers: int = 1, patch: int = 8, foils: bool = False):
+    """Draw `n` scenes once (PIL is slow): uint8 images [n, 3, H, W], tokens [n, TRAIN_CONTEXT], patch labels
+    [n, grid * grid] (see patch_labels) and foil tokens [n, TRAIN_CONTEXT] (all zero where a scene has no foil, and
+    everywhere unless `foils`; see foil_caption). Scenes come in pairs (2j, 2j + 1); `twin_fraction` of the pairs are
+    twins (see twin_pair). The scenes are the same whatever `workers` is (processes drawing in parallel).
 
     Used by: train.
     """
     if n % 2:
         raise ValueError(f"make_training_set: n={n} scenes, but scenes come in pairs; use an even number.")
-    chunks = [(seed, lo, min(n, lo + 2000), single_fraction, twin_fraction, patch) for lo in range(0, n, 2000)]
+    chunks = [(seed, lo, min(n, lo + 2000), single_fraction, twin_fraction, patch, foils) for lo in range(0, n, 2000)]
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             parts = list(tqdm(pool.imap(_draw, chunks), total=len(chunks), desc="drawing scenes", mininterval=5))
@@ -124,9 +172,27 @@ def make_training_set(n: int, seed: int = 0, single_fraction: float = 0.5, twin_
         parts = [_draw(c) for c in tqdm(chunks, desc="drawing scenes", mininterval=5)]
     images = np.concatenate([p[0] for p in parts])
     tokens = clip.tokenize([c for p in parts for c in p[1]])
-    assert (tokens[:, TRAIN_CONTEXT:] == 0).all(), "a caption is longer than TRAIN_CONTEXT tokens"
-    labels = np.concatenate([p[2] for p in parts])
-    return torch.from_numpy(images), tokens[:, :TRAIN_CONTEXT].clone(), torch.from_numpy(labels).long()
+    foil_tokens = torch.zeros_like(tokens)
+    if foils:
+        foil_tokens = clip.tokenize([c for p in parts for c in p[2]])
+        foil_tokens[torch.tensor([not c for p in parts for c in p[2]])] = 0  # no foil: no tokens at all
+    assert (tokens[:, TRAIN_CONTEXT:] == 0).all() and (foil_tokens[:, TRAIN_CONTEXT:] == 0).all(), \
+        "a caption is longer than TRAIN_CONTEXT tokens"
+    labels = np.concatenate([p[3] for p in parts])
+    return (torch.from_numpy(images), tokens[:, :TRAIN_CONTEXT].clone(), torch.from_numpy(labels).long(),
+            foil_tokens[:, :TRAIN_CONTEXT].clone())
+
+
+def foil_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, foil_emb: torch.Tensor, logit_scale) -> torch.Tensor:
+    """Notebook 02's symmetric InfoNCE, with the foils [F, d] as extra captions that every image must rank below its
+    own: image i picks caption i among the B captions and F foils; caption i picks image i among the B images.
+
+    Used by: train (foils).
+    """
+    image, text, foil = (F.normalize(t, dim=-1) for t in (image_emb, text_emb, foil_emb))
+    logits = logit_scale.exp() * image @ torch.cat([text, foil]).T  # [B, B + F]
+    target = torch.arange(len(image), device=image.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, : len(text)].T, target)) / 2
 
 
 def image_readouts(model, images: torch.Tensor):
@@ -156,7 +222,7 @@ def patch_loss(patches: torch.Tensor, labels: torch.Tensor, class_text: torch.Te
 def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr: float = 1e-3, seed: int = 0,
           out: Path | None = CHECKPOINT, log_every: int = 100, eval_every: int = 500, threads: int | None = None,
           aux_token_mean: float = 1.0, aux_patches: float = 1.0, twin_fraction: float = 0.0, workers: int = 1,
-          device: str = "cpu"):
+          device: str = "cpu", foils: bool = False):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -164,6 +230,9 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     in large CLIPs. aux_patches > 0 adds that weight times patch_loss: each patch token that lies on an object,
     read out like the image embedding, should match that object's class prompt ("a photo of a red circle.").
     twin_fraction: the share of scene pairs that are twins (make_training_set); a batch always holds whole pairs.
+    foils: each caption that names size or position brings its foil (foil_caption), a hard negative that only an
+    image embedding carrying that property can rank below the true caption (foil_clip_loss, on the CLS embedding);
+    tried for ToyCLIP v2 and not kept (data/README.md).
     `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
     Used by: python -m course_utils.toyclip train (it made data/toyclip.pt) and tests/test_toyclip.py.
@@ -171,8 +240,10 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
-    images, tokens, labels = make_training_set(n_scenes, seed=seed, twin_fraction=twin_fraction, workers=workers,
-                                               patch=ARCHITECTURES[TOYCLIP]["vision_patch_size"])
+    images, tokens, labels, foil_tokens = make_training_set(n_scenes, seed=seed, twin_fraction=twin_fraction,
+                                                            workers=workers, foils=foils,
+                                                            patch=ARCHITECTURES[TOYCLIP]["vision_patch_size"])
+    has_foil = foil_tokens.any(dim=1)  # [n]
     print(f"drew {n_scenes} scenes in {time.perf_counter() - start:.0f}s")
     model = build(TOYCLIP, seed).train().to(device)
     class_tokens = clip.tokenize([PROMPT_TEMPLATE.format(readable(c)) for c in tw.CLASSES])[:, :TRAIN_CONTEXT].to(device)  # [C, ctx]
@@ -191,9 +262,12 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
         idx = torch.stack([2 * pairs, 2 * pairs + 1], dim=1).flatten()
         text = encode_text_short(model, tokens[idx].to(device))
         x = to_input(images[idx]).to(device)
+        with_foil = idx[has_foil[idx]]
+        foil = encode_text_short(model, foil_tokens[with_foil].to(device)) if len(with_foil) else None
         if aux_token_mean or aux_patches:
             embedding, token_mean, patches = image_readouts(model, x)
-            loss = clip_loss(embedding, text, model.logit_scale)
+            loss = (foil_clip_loss(embedding, text, foil, model.logit_scale) if foil is not None
+                    else clip_loss(embedding, text, model.logit_scale))
             if aux_token_mean:
                 loss = loss + aux_token_mean * clip_loss(token_mean, text, model.logit_scale)
             if aux_patches:
@@ -201,7 +275,9 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
                     class_text = encode_text_short(model, class_tokens)  # [C, d]
                 loss = loss + aux_patches * patch_loss(patches, labels[idx].to(device), class_text, model.logit_scale)
         else:
-            loss = clip_loss(model.encode_image(x), text, model.logit_scale)
+            embedding = model.encode_image(x)
+            loss = (foil_clip_loss(embedding, text, foil, model.logit_scale) if foil is not None
+                    else clip_loss(embedding, text, model.logit_scale))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -372,6 +448,8 @@ def main(argv=None) -> int:
     t.add_argument("--aux-patches", type=float, default=1.0,
                    help="weight of the loss that reads each object patch as its class prompt (0: off)")
     t.add_argument("--twin-fraction", type=float, default=0.0, help="share of scene pairs that differ in one property")
+    t.add_argument("--foils", action="store_true",
+                   help="add foil captions, hard negatives that differ in size or position (tried, not kept)")
     t.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes drawing the scenes")
     t.add_argument("--device", default="cpu", help="cpu (reproducible, the bundled recipe) or cuda")
     e = sub.add_parser("evaluate", help="zero-shot accuracy, pointing game, size and speed; last line is JSON")
@@ -382,7 +460,8 @@ def main(argv=None) -> int:
     args = parser.parse_args(argv)
     if args.cmd == "train":
         train(args.steps, args.batch_size, args.scenes, seed=args.seed, out=args.out, aux_token_mean=args.aux_token_mean,
-              aux_patches=args.aux_patches, twin_fraction=args.twin_fraction, workers=args.workers, device=args.device)
+              aux_patches=args.aux_patches, twin_fraction=args.twin_fraction, workers=args.workers, device=args.device,
+              foils=args.foils)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)
     print_result(result)

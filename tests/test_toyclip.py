@@ -35,6 +35,7 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses
     assert losses != toyclip.train(**{**kw, "aux_token_mean": 0.0})[1]  # each option changes training
     assert losses != toyclip.train(**{**kw, "aux_patches": 0.0})[1]
+    assert losses != toyclip.train(**{**kw, "foils": True})[1]
     assert losses == toyclip.train(**kw)[1]
     images = to_input(pil_batch(tw.random_scene(i).image for i in range(3)))
     with torch.no_grad():
@@ -85,6 +86,42 @@ def test_twin_scenes_differ_in_one_named_property():
             for o in scene.objects:
                 named = f"{o.size} {o.color} {o.shape}" if resized else o.position
                 assert named in scene.caption, (named, scene.caption)
+
+
+def test_foil_captions_change_one_named_property_of_one_object():
+    size_words, position_words = set(tw.SIZES), {w for p in tw.POSITIONS.values() for w in p.split()}
+    with_foil = 0
+    for seed in range(60):
+        scene = tw.random_scene(seed)
+        caption, foil = toyclip.foil_caption(scene, np.random.default_rng(seed))
+        assert (caption, foil) == toyclip.foil_caption(scene, np.random.default_rng(seed))  # reproducible
+        words = caption.split()
+        names_size, names_position = bool(size_words & set(words)), " at the " in caption or " in the " in caption
+        if not (names_size or names_position):
+            assert foil == "", (caption, foil)
+            continue
+        with_foil += 1
+        changed = [(a.strip(","), b.strip(",")) for a, b in zip(words, foil.split()) if a != b]
+        assert len(words) == len(foil.split()) and changed, (caption, foil)
+        assert all({a, b} <= size_words for a, b in changed) or all({a, b} <= position_words for a, b in changed)
+        if all({a, b} <= size_words for a, b in changed):
+            assert len(changed) == 1, (caption, foil)  # one object's size
+    assert 30 <= with_foil < 60  # most captions name size or position, some name neither
+
+
+def test_foil_loss_ranks_foils_below_the_caption_and_only_on_the_image_side():
+    torch.manual_seed(0)
+    img, txt, foil, scale = torch.randn(4, 8), torch.randn(4, 8), torch.randn(3, 8), torch.tensor(2.0)
+    norm = torch.nn.functional.normalize
+    logits = scale.exp() * norm(img, dim=-1) @ norm(torch.cat([txt, foil]), dim=-1).T  # [4, 7]
+    target = torch.arange(4)
+    by_hand = (torch.nn.functional.cross_entropy(logits, target) +
+               torch.nn.functional.cross_entropy(logits[:, :4].T, target)) / 2
+    torch.testing.assert_close(toyclip.foil_clip_loss(img, txt, foil, scale), by_hand)
+    assert toyclip.foil_clip_loss(img, txt, foil, scale) > contrastive.clip_loss(img, txt, scale)
+    matched = txt + 0.1 * torch.randn(4, 8)  # images that match their captions
+    close = txt[:3] + 0.01 * torch.randn(3, 8)  # foils almost equal to their captions: much harder
+    assert toyclip.foil_clip_loss(matched, txt, close, scale) > 3 * toyclip.foil_clip_loss(matched, txt, foil, scale)
 
 
 def test_clip_loss_is_symmetric_infonce():
