@@ -215,7 +215,7 @@ def _direct_parts(visual, images: torch.Tensor, normalize: bool, convention: str
     # Stream the blocks, keeping only what the sum needs: each block's CLS attention row and values, its MLP output
     # at CLS (the residuals, attention outputs and full MLP outputs are dropped block by block: less memory to touch).
     rows, values, mlp_cls = [], [], []
-    for l, (x_in, probs, v, _, mlp_out, x) in enumerate(run_blocks(visual, images, cls_only=True)):
+    for l, (x_in, probs, v, _, mlp_out, x) in enumerate(run_blocks(visual, images, cls_only=True, last_at_cls=True)):
         if l == 0:
             mlp_cls.append(x_in[:, 0])  # the embedding term: CLS after ln_pre
         rows.append(probs[:, :, 0])  # [B, H, N]
@@ -347,7 +347,7 @@ def head_contributions(model, data, preprocess=None, batch_size: int = 16, norma
             images = images.to(device)
             B = images.shape[0]
             pooled, self_terms, mlp_terms = [], [], []  # small per-layer pieces; nothing per-token is kept
-            for l, (x_in, probs, v, _, mlp_out, x) in enumerate(run_blocks(visual, images, cls_only=True)):
+            for l, (x_in, probs, v, _, mlp_out, x) in enumerate(run_blocks(visual, images, cls_only=True, last_at_cls=True)):
                 if l == 0:
                     mlp_terms.append(x_in[:, 0])  # the embedding term: CLS after ln_pre
                 pooled.append(torch.einsum("bhn,bhnk->bhk", probs[:, :, 0], v))  # [B, H, d_h]: Σ_j p[CLS, j] v_j

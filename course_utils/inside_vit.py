@@ -161,17 +161,44 @@ def check_images(visual, images: torch.Tensor) -> None:
                          f"pass them through the model's preprocess first.")
 
 
-def run_blocks(visual, images: torch.Tensor, cls_only: bool = False):
+def cls_block(block, x: torch.Tensor):
+    """One block computed at the CLS position only. x [B, N, D] -> (probs [B, H, 1, N], values [B, H, N, d_h],
+    attn_out [B, 1, D], mlp_out [B, 1, D], out [B, 1, D]).
+
+    In the last block nothing reads the other positions: encode_image takes CLS alone. So the keys and values are
+    needed for every token, but the query, the attention output and the MLP only at CLS (about a twelfth of a
+    ViT-B forward pass saved).
+    Used by: run_blocks (last_at_cls) and tests/test_inside_vit.py.
+    """
+    attn, D = block.attn, x.shape[-1]
+    y = block.ln_1(x)  # [B, N, D]
+    w, b = attn.in_proj_weight, attn.in_proj_bias  # W_q, W_k, W_v stacked: [3D, D], [3D]
+    q = torch.nn.functional.linear(y[:, :1], w[:D], b[:D])  # [B, 1, D]
+    k, v = torch.nn.functional.linear(y, w[D:], b[D:]).chunk(2, dim=-1)  # [B, N, D] each
+    q, k, v = (rearrange(t, "b n (h d) -> b h n d", h=attn.num_heads) for t in (q, k, v))
+    probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # [B, H, 1, N]
+    attn_out = attn.out_proj(rearrange(probs @ v, "b h n d -> b n (h d)"))  # [B, 1, D]
+    mid = x[:, :1] + attn_out
+    mlp_out = block.mlp(block.ln_2(mid))
+    return probs, v, attn_out, mlp_out, mid + mlp_out
+
+
+def run_blocks(visual, images: torch.Tensor, cls_only: bool = False, last_at_cls: bool = False):
     """Yield (x_in, probs, values, attn_out, mlp_out, x_out) block by block, keeping nothing from earlier blocks.
 
     The streaming form of trace_vit, for analyses that must not hold every block's tensors at once.
     cls_only: probs is only the CLS query's row, [B, H, 1, N] (see block_attention).
+    last_at_cls: the last block runs at CLS only (cls_block), so its attn_out, mlp_out and x_out are [B, 1, D].
 
-    Used by: trace_vit and decompose.head_contributions.
+    Used by: trace_vit, decompose (last_at_cls) and decompose.head_contributions (last_at_cls).
     """
     check_images(visual, images)
     x = patch_tokens(visual, images)
-    for block in visual.transformer.resblocks:
+    blocks = visual.transformer.resblocks
+    for i, block in enumerate(blocks):
+        if last_at_cls and i == len(blocks) - 1:
+            yield (x, *cls_block(block, x))
+            return
         probs, v, attn_out = block_attention(block, x, cls_only)
         mid = x + attn_out
         mlp_out = block.mlp(block.ln_2(mid))

@@ -151,8 +151,11 @@ def legrad(model, image: torch.Tensor, text_embeddings: torch.Tensor, layers=Non
                 continue
             probs, out = block_with_probs(block, x)
             scores = (layer_score(visual, out) @ texts.T)[0]  # [P]: this block's reading of each prompt
-            # P backward passes in one: row p of the identity asks for the gradient of scores[p]
-            grad = torch.autograd.grad(scores, probs, torch.eye(P, dtype=scores.dtype, device=scores.device), is_grads_batched=True)[0]
+            if P == 1:  # one prompt: a plain backward pass (the batched form below costs about twice as much here)
+                grad = torch.autograd.grad(scores[0], probs)[0][None]  # [1, 1, H, N, N]
+            else:  # P backward passes in one: row p of the identity asks for the gradient of scores[p]
+                eye = torch.eye(P, dtype=scores.dtype, device=scores.device)
+                grad = torch.autograd.grad(scores, probs, eye, is_grads_batched=True)[0]  # [P, 1, H, N, N]
             relevance = relevance + relevance_from_grad(grad[:, 0])  # [P, g²]
             x = out.detach()
         grid = math.isqrt(relevance.shape[-1])

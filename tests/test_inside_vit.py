@@ -25,6 +25,23 @@ def test_one_block_by_hand_equals_the_models_block(model):
 
 
 @torch.no_grad()
+def test_cls_block_is_the_block_at_cls_and_the_last_block_may_run_there_alone(model):
+    visual = model.visual
+    images = torch.randn(2, 3, 224, 224)
+    x = iv.patch_tokens(visual, images)  # [B, N, D]
+    block = visual.transformer.resblocks[0]
+    probs, v, attn_out, mlp_out, out = iv.cls_block(block, x)
+    full_probs, full_v, _ = iv.block_attention(block, x, cls_only=True)
+    theirs = block(x.transpose(0, 1)).transpose(0, 1)[:, :1]  # [B, 1, D]
+    assert out.shape == theirs.shape == (2, 1, x.shape[-1]) and probs.shape == full_probs.shape
+    assert (out - theirs).abs().max() / theirs.abs().max() < 1e-5
+    assert torch.allclose(probs, full_probs, atol=1e-6) and torch.allclose(v, full_v, atol=1e-5)
+    *_, last = iv.run_blocks(visual, images, cls_only=True, last_at_cls=True)
+    *_, full = iv.run_blocks(visual, images, cls_only=True)
+    assert last[-1].shape[1] == 1 and torch.allclose(last[-1][:, 0], full[-1][:, 0], atol=1e-4)
+
+
+@torch.no_grad()
 def test_patch_conv_is_a_linear_map_on_flattened_patches(model):
     visual = model.visual
     images = torch.randn(2, 3, 224, 224)
