@@ -335,6 +335,26 @@ def zero_shot(model, dataset, batch_size: int = 500):
 
 
 @torch.inference_mode()
+def foil_preference(model, n_scenes: int = 600) -> dict:
+    """Does the image embedding carry size and position? Per kind of foil, the share of scenes whose image is closer
+    (cosine) to its caption than to the caption's foil (foil_caption), on toyworld.scenes(n_scenes); chance is 0.5.
+
+    Used by: data/README.md (the foil-caption recipe) and tests/test_toyclip.py.
+    """
+    model = model.float().eval()
+    scenes = tw.scenes(n_scenes, size=model.visual.input_resolution)
+    images = F.normalize(model.encode_image(to_input(pil_batch(s.image for s in scenes))), dim=-1)  # [n, d]
+    wins = {"size": [], "position": []}
+    for i, scene in enumerate(scenes):
+        caption, foil = foil_caption(scene, np.random.default_rng([9, i]))
+        if foil:
+            kind = "size" if set(caption.split()) ^ set(foil.split()) <= set(tw.SIZES) else "position"
+            text = F.normalize(model.encode_text(clip.tokenize([caption, foil]).to(images.device)), dim=-1)  # [2, d]
+            wins[kind].append(float(images[i] @ text[0] > images[i] @ text[1]))
+    return {kind: round(float(np.mean(w)), 3) for kind, w in wins.items()} | {"foils": sum(map(len, wins.values()))}
+
+
+@torch.inference_mode()
 def pointing_game(model, n_scenes: int = 300, relative: bool = True) -> dict:
     """Pointing game on two-object scenes with the exact decomposition heatmap (all layers and heads).
 

@@ -124,6 +124,14 @@ def test_foil_loss_ranks_foils_below_the_caption_and_only_on_the_image_side():
     assert toyclip.foil_clip_loss(matched, txt, close, scale) > 3 * toyclip.foil_clip_loss(matched, txt, foil, scale)
 
 
+def test_foil_preference_reads_size_but_not_position_in_the_bundled_model():
+    """The model card's measure: the bundled ToyCLIP ranks a caption above its size foil far above chance, and above
+    its position foil only at chance (its embedding does not carry position; see data/README.md, foil captions)."""
+    model, _ = load_toyclip("cpu")
+    result = toyclip.foil_preference(model, n_scenes=300)
+    assert result["foils"] > 200 and result["size"] > 0.7 and 0.35 < result["position"] < 0.65, result
+
+
 def test_clip_loss_is_symmetric_infonce():
     torch.manual_seed(0)
     img, txt, scale = torch.randn(6, 8), torch.randn(6, 8), torch.tensor(2.0)
