@@ -27,7 +27,7 @@ from . import assets
 from . import toyworld as tw
 from .ablation import mean_ablate
 from .compare_maps import premises
-from .contrastive import clip_loss
+from .contrastive import clip_loss, similarity_logits
 from .data import pil_batch, to_input
 from .decompose import head_contributions
 from .heatmaps import relative_to_prompts, token_maps
@@ -183,16 +183,19 @@ def make_training_set(n: int, seed: int = 0, single_fraction: float = 0.5, twin_
             foil_tokens[:, :TRAIN_CONTEXT].clone())
 
 
-def foil_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, foil_emb: torch.Tensor, logit_scale) -> torch.Tensor:
+def foil_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, foil_emb: torch.Tensor | None,
+                   logit_scale) -> torch.Tensor:
     """Notebook 02's symmetric InfoNCE, with the foils [F, d] as extra captions that every image must rank below its
     own: image i picks caption i among the B captions and F foils; caption i picks image i among the B images.
+    Without foils (None) it is clip_loss itself.
 
-    Used by: train (foils).
+    Used by: train.
     """
-    image, text, foil = (F.normalize(t, dim=-1) for t in (image_emb, text_emb, foil_emb))
-    logits = logit_scale.exp() * image @ torch.cat([text, foil]).T  # [B, B + F]
-    target = torch.arange(len(image), device=image.device)
-    return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, : len(text)].T, target)) / 2
+    if foil_emb is None:
+        return clip_loss(image_emb, text_emb, logit_scale)
+    logits = similarity_logits(image_emb, torch.cat([text_emb, foil_emb]), logit_scale)  # [B, B + F]
+    target = torch.arange(len(image_emb), device=logits.device)
+    return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, : len(text_emb)].T, target)) / 2
 
 
 def image_readouts(model, images: torch.Tensor):
@@ -266,8 +269,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
         foil = encode_text_short(model, foil_tokens[with_foil].to(device)) if len(with_foil) else None
         if aux_token_mean or aux_patches:
             embedding, token_mean, patches = image_readouts(model, x)
-            loss = (foil_clip_loss(embedding, text, foil, model.logit_scale) if foil is not None
-                    else clip_loss(embedding, text, model.logit_scale))
+            loss = foil_clip_loss(embedding, text, foil, model.logit_scale)
             if aux_token_mean:
                 loss = loss + aux_token_mean * clip_loss(token_mean, text, model.logit_scale)
             if aux_patches:
@@ -275,9 +277,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
                     class_text = encode_text_short(model, class_tokens)  # [C, d]
                 loss = loss + aux_patches * patch_loss(patches, labels[idx].to(device), class_text, model.logit_scale)
         else:
-            embedding = model.encode_image(x)
-            loss = (foil_clip_loss(embedding, text, foil, model.logit_scale) if foil is not None
-                    else clip_loss(embedding, text, model.logit_scale))
+            loss = foil_clip_loss(model.encode_image(x), text, foil, model.logit_scale)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()
@@ -344,14 +344,15 @@ def foil_preference(model, n_scenes: int = 600) -> dict:
     model = model.float().eval()
     scenes = tw.scenes(n_scenes, size=model.visual.input_resolution)
     images = F.normalize(model.encode_image(to_input(pil_batch(s.image for s in scenes))), dim=-1)  # [n, d]
+    pairs = [(i, *foil_caption(scene, np.random.default_rng([9, i]))) for i, scene in enumerate(scenes)]
+    pairs = [(i, caption, foil) for i, caption, foil in pairs if foil]
+    texts = [t for _, caption, foil in pairs for t in (caption, foil)]
+    text = F.normalize(model.encode_text(clip.tokenize(texts).to(images.device)), dim=-1).view(len(pairs), 2, -1)
     wins = {"size": [], "position": []}
-    for i, scene in enumerate(scenes):
-        caption, foil = foil_caption(scene, np.random.default_rng([9, i]))
-        if foil:
-            kind = "size" if set(caption.split()) ^ set(foil.split()) <= set(tw.SIZES) else "position"
-            text = F.normalize(model.encode_text(clip.tokenize([caption, foil]).to(images.device)), dim=-1)  # [2, d]
-            wins[kind].append(float(images[i] @ text[0] > images[i] @ text[1]))
-    return {kind: round(float(np.mean(w)), 3) for kind, w in wins.items()} | {"foils": sum(map(len, wins.values()))}
+    for (i, caption, foil), (true, false) in zip(pairs, text):  # true, false: [d] each
+        kind = "size" if set(caption.split()) ^ set(foil.split()) <= set(tw.SIZES) else "position"
+        wins[kind].append(float(images[i] @ true > images[i] @ false))
+    return {kind: round(float(np.mean(w)), 3) for kind, w in wins.items()} | {"foils": len(pairs)}
 
 
 @torch.inference_mode()
