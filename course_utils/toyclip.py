@@ -123,6 +123,32 @@ def foil_caption(scene: tw.Scene, rng: np.random.Generator) -> tuple[str, str]:
     return caption, foil
 
 
+PROPERTY_TEMPLATES = {  # property_caption's sentences: worded unlike the toy pool that notebook 06 reads heads with
+    "colour": ("a {} thing", "a picture with something {} in it"),
+    "shape": ("a {} drawn", "a picture with a {} in it"),
+    "size": ("a {} thing", "a picture with something {} in it"),
+    "position": ("a thing at the {}", "a picture with something at the {}"),
+    "count": ("{}", "a picture of {}"),  # "one thing", "three things"
+}
+
+
+def property_caption(scene: tw.Scene, rng: np.random.Generator) -> tuple[str, str]:
+    """(property, caption): a caption that names one property of `scene` and nothing else, "a thing at the top left"
+    or "three things", drawn uniformly over colour, shape, size, position (of one random object) and count.
+
+    Full captions always name colour and shape, and those two alone tell almost every pair of scenes apart, so the
+    image embedding spends little of itself on the rest. A caption that names only size, position or count can only
+    be matched by an embedding that carries that property on its own.
+    Used by: make_training_set (property_captions) and tests/test_toyclip.py.
+    """
+    prop = list(PROPERTY_TEMPLATES)[rng.integers(len(PROPERTY_TEMPLATES))]
+    obj = scene.objects[rng.integers(len(scene.objects))]
+    value = dict(colour=obj.color, shape=obj.shape, size=obj.size, position=obj.position,
+                 count=f"{tw.COUNT_WORDS[len(scene.objects)]} thing{'s' if len(scene.objects) > 1 else ''}")[prop]
+    templates = PROPERTY_TEMPLATES[prop]
+    return prop, templates[rng.integers(len(templates))].format(value)
+
+
 def describe_from(scene: tw.Scene, rng: np.random.Generator, state: dict) -> str:
     """toyworld.describe with the generator first reset to `state` (same draws, so the same template and order).
 
@@ -133,7 +159,7 @@ def describe_from(scene: tw.Scene, rng: np.random.Generator, state: dict) -> str
 
 
 def _draw(args):
-    seed, lo, hi, single_fraction, twin_fraction, patch, foils = args
+    seed, lo, hi, single_fraction, twin_fraction, patch, foils, property_captions = args
     images = np.empty((hi - lo, 3, tw.IMAGE_SIZE, tw.IMAGE_SIZE), dtype=np.uint8)
     captions, foil_texts, labels = [], [], []
     for j in range(lo // 2, hi // 2):  # scenes 2j and 2j + 1 depend on (seed, j) alone
@@ -147,6 +173,10 @@ def _draw(args):
             images[2 * j + k - lo] = np.asarray(scene.image).transpose(2, 0, 1)
             caption, foil = (foil_caption(scene, np.random.default_rng([seed, j, k, 1])) if foils
                              else (scene.caption, ""))
+            if property_captions:  # its own generator: the other draws, and so the default recipe, stay the same
+                own = np.random.default_rng([seed, j, k, 2])
+                if own.random() < property_captions:
+                    caption, foil = property_caption(scene, own)[1], ""
             captions.append(caption)
             foil_texts.append(foil)
             labels.append(patch_labels(scene, patch))
@@ -154,17 +184,19 @@ def _draw(args):
 
 
 def make_training_set(n: int, seed: int = 0, single_fraction: float = 0.5, twin_fraction: float = 0.0,
-                      workers: int = 1, patch: int = 8, foils: bool = False):
+                      workers: int = 1, patch: int = 8, foils: bool = False, property_captions: float = 0.0):
     """Draw `n` scenes once (PIL is slow): uint8 images [n, 3, H, W], tokens [n, TRAIN_CONTEXT], patch labels
     [n, grid * grid] (see patch_labels) and foil tokens [n, TRAIN_CONTEXT] (all zero where a scene has no foil, and
-    everywhere unless `foils`; see foil_caption). Scenes come in pairs (2j, 2j + 1); `twin_fraction` of the pairs are
+    everywhere unless `foils`; see foil_caption). `property_captions` of the captions name one property only
+    (property_caption; they have no foil). Scenes come in pairs (2j, 2j + 1); `twin_fraction` of the pairs are
     twins (see twin_pair). The scenes are the same whatever `workers` is (processes drawing in parallel).
 
     Used by: train.
     """
     if n % 2:
         raise ValueError(f"make_training_set: n={n} scenes, but scenes come in pairs; use an even number.")
-    chunks = [(seed, lo, min(n, lo + 2000), single_fraction, twin_fraction, patch, foils) for lo in range(0, n, 2000)]
+    chunks = [(seed, lo, min(n, lo + 2000), single_fraction, twin_fraction, patch, foils, property_captions)
+              for lo in range(0, n, 2000)]
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             parts = list(tqdm(pool.imap(_draw, chunks), total=len(chunks), desc="drawing scenes", mininterval=5))
@@ -225,7 +257,7 @@ def patch_loss(patches: torch.Tensor, labels: torch.Tensor, class_text: torch.Te
 def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr: float = 1e-3, seed: int = 0,
           out: Path | None = CHECKPOINT, log_every: int = 100, eval_every: int = 500, threads: int | None = None,
           aux_token_mean: float = 1.0, aux_patches: float = 1.0, twin_fraction: float = 0.0, workers: int = 1,
-          device: str = "cpu", foils: bool = False):
+          device: str = "cpu", foils: bool = False, property_captions: float = 0.0):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -235,7 +267,8 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     twin_fraction: the share of scene pairs that are twins (make_training_set); a batch always holds whole pairs.
     foils: each caption that names size or position brings its foil (foil_caption), a hard negative that only an
     image embedding carrying that property can rank below the true caption (foil_clip_loss, on the CLS embedding);
-    tried for ToyCLIP v2 and not kept (data/README.md).
+    tried for ToyCLIP v2 and not kept (data/README.md). property_captions: the share of captions that name a single
+    property (property_caption).
     `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
     Used by: python -m course_utils.toyclip train (it made data/toyclip.pt) and tests/test_toyclip.py.
@@ -245,6 +278,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     start = time.perf_counter()
     images, tokens, labels, foil_tokens = make_training_set(n_scenes, seed=seed, twin_fraction=twin_fraction,
                                                             workers=workers, foils=foils,
+                                                            property_captions=property_captions,
                                                             patch=ARCHITECTURES[TOYCLIP]["vision_patch_size"])
     has_foil = foil_tokens.any(dim=1)  # [n]
     print(f"drew {n_scenes} scenes in {time.perf_counter() - start:.0f}s")
@@ -356,6 +390,51 @@ def foil_preference(model, n_scenes: int = 600) -> dict:
 
 
 @torch.inference_mode()
+def explained_share(outputs: torch.Tensor, values: list) -> float:
+    """The share of the variance of `outputs` [n, d] that one categorical property explains: R² of the least-squares
+    fit of the outputs from the property's one-hot code (`values`, n labels), i.e. the variance of the per-value
+    means over the total variance. 1: the outputs are a function of the property; 0: they don't depend on it.
+
+    Used by: head_property_shares.
+    """
+    y = outputs.double() - outputs.double().mean(dim=0)  # [n, d]
+    codes = {v: i for i, v in enumerate(sorted(set(values)))}
+    index = torch.tensor([codes[v] for v in values])
+    means = torch.zeros(len(codes), y.shape[1], dtype=y.dtype).index_add_(0, index, y)
+    means /= torch.bincount(index, minlength=len(codes))[:, None]  # [values, d]: each value's mean output
+    return float((means[index] ** 2).sum() / (y ** 2).sum())
+
+
+PROPERTIES_OF_SCENES = ("colour", "shape", "size", "position", "background", "count")  # head_property_shares' keys
+SPLIT_SEED_PROPERTIES = 900_000  # head_property_shares' scenes: far from training's (0-119,999) and toyworld's splits
+
+
+def head_property_shares(model, n_scenes: int = 2000, layers=None) -> dict[str, dict[str, float]]:
+    """The ground truth behind TextSpan's head roles: per head of `layers` (default: the last two), the share of its
+    output variance (token-summed direct contribution, as TextSpan reads it) explained by each property of the scene.
+    Colour, shape, size, position and background on `n_scenes` one-object scenes; count on as many 1-3-object scenes.
+
+    TextSpan names a head by texts; this asks the scenes. A head "about position" needs a large position share.
+    Used by: the model card (data/README.md) and tests/test_toyclip.py.
+    """
+    preprocess = clip.clip._transform(model.visual.input_resolution)
+    single = [tw.random_scene(SPLIT_SEED_PROPERTIES + i, n_objects=1) for i in range(n_scenes)]
+    mixed = [tw.random_scene(SPLIT_SEED_PROPERTIES + n_scenes + i) for i in range(n_scenes)]
+    heads = [head_contributions(model.float(), [(s.image, 0) for s in scenes], preprocess, batch_size=100,
+                                progress=False).heads for scenes in (single, mixed)]  # [n, L, H, d] each
+    L, H = heads[0].shape[1:3]
+    layers = list(layers) if layers is not None else [L - 2, L - 1]
+    objects = [s.objects[0] for s in single]
+    truth = dict(colour=[o.color for o in objects], shape=[o.shape for o in objects], size=[o.size for o in objects],
+                 position=[o.position for o in objects], background=[s.background for s in single])
+    truth["count"] = [len(s.objects) for s in mixed]  # read on the 1-3-object scenes
+    scenes_of = {p: 1 if p == "count" else 0 for p in PROPERTIES_OF_SCENES}
+    return {f"L{l}H{h}": {p: round(explained_share(heads[scenes_of[p]][:, l, h], truth[p]), 3)
+                          for p in PROPERTIES_OF_SCENES}
+            for l in layers for h in range(H)}
+
+
+
 def pointing_game(model, n_scenes: int = 300, relative: bool = True) -> dict:
     """Pointing game on two-object scenes with the exact decomposition heatmap (all layers and heads).
 
@@ -471,6 +550,8 @@ def main(argv=None) -> int:
     t.add_argument("--twin-fraction", type=float, default=0.0, help="share of scene pairs that differ in one property")
     t.add_argument("--foils", action="store_true",
                    help="add foil captions, hard negatives that differ in size or position (tried, not kept)")
+    t.add_argument("--property-captions", type=float, default=0.0,
+                   help="share of captions that name one property only, e.g. 'a thing at the top left'")
     t.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes drawing the scenes")
     t.add_argument("--device", default="cpu", help="cpu (reproducible, the bundled recipe) or cuda")
     e = sub.add_parser("evaluate", help="zero-shot accuracy, pointing game, size and speed; last line is JSON")
@@ -482,7 +563,7 @@ def main(argv=None) -> int:
     if args.cmd == "train":
         train(args.steps, args.batch_size, args.scenes, seed=args.seed, out=args.out, aux_token_mean=args.aux_token_mean,
               aux_patches=args.aux_patches, twin_fraction=args.twin_fraction, workers=args.workers, device=args.device,
-              foils=args.foils)
+              foils=args.foils, property_captions=args.property_captions)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)
     print_result(result)

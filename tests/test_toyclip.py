@@ -36,6 +36,7 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert losses != toyclip.train(**{**kw, "aux_token_mean": 0.0})[1]  # each option changes training
     assert losses != toyclip.train(**{**kw, "aux_patches": 0.0})[1]
     assert losses != toyclip.train(**{**kw, "foils": True})[1]
+    assert losses != toyclip.train(**{**kw, "property_captions": 0.5})[1]
     assert losses == toyclip.train(**kw)[1]
     images = to_input(pil_batch(tw.random_scene(i).image for i in range(3)))
     with torch.no_grad():
@@ -107,6 +108,60 @@ def test_foil_captions_change_one_named_property_of_one_object():
         if all({a, b} <= size_words for a, b in changed):
             assert len(changed) == 1, (caption, foil)  # one object's size
     assert 30 <= with_foil < 60  # most captions name size or position, some name neither
+
+
+def test_property_captions_name_one_true_property_and_nothing_else():
+    words = {"colour": set(tw.COLORS), "shape": set(tw.SHAPES), "size": set(tw.SIZES),
+             "position": {w for p in tw.POSITIONS.values() for w in p.split()},
+             "count": {tw.COUNT_WORDS[n] for n in (1, 2, 3)}}
+    seen = set()
+    for seed in range(150):
+        scene = tw.random_scene(seed)
+        prop, caption = toyclip.property_caption(scene, np.random.default_rng([seed, 7]))
+        assert (prop, caption) == toyclip.property_caption(scene, np.random.default_rng([seed, 7]))  # reproducible
+        seen.add(prop)
+        named = {p for p, ws in words.items() if ws & set(caption.split())}
+        assert named == {prop}, (prop, caption)  # one property, and the one it says it names
+        o = scene.objects
+        true = dict(colour={x.color for x in o}, shape={x.shape for x in o}, size={x.size for x in o},
+                    position={x.position for x in o}, count={tw.COUNT_WORDS[len(o)]})[prop]
+        assert any(v in caption for v in true), (caption, scene.caption)  # true of one of the scene's objects
+        if prop == "count":
+            assert caption.endswith("thing" if len(o) == 1 else "things"), caption
+    assert seen == set(words)
+    # in the training set: the share asked for, the same images, and the default recipe's captions untouched
+    base = toyclip.make_training_set(400, foils=True)
+    mixed = toyclip.make_training_set(400, foils=True, property_captions=0.3)
+    changed = (base[1] != mixed[1]).any(dim=1)
+    assert torch.equal(base[0], mixed[0]) and 0.2 < changed.float().mean() < 0.4
+    assert not mixed[3][changed].any()  # a one-property caption has no foil
+    assert torch.equal(base[3][~changed], mixed[3][~changed])
+
+
+def test_explained_share_is_the_r2_of_a_one_hot_fit():
+    g = torch.Generator().manual_seed(0)
+    labels = [["a", "b", "c", "d"][i] for i in torch.randint(0, 4, (2000,), generator=g)]
+    codes = {"a": torch.randn(6, generator=g), "b": torch.randn(6, generator=g), "c": torch.zeros(6),
+             "d": torch.randn(6, generator=g)}
+    signal = torch.stack([codes[v] for v in labels])  # [n, 6]: a function of the label
+    noise = torch.randn(2000, 6, generator=g)
+    assert toyclip.explained_share(signal, labels) == pytest.approx(1.0)
+    assert toyclip.explained_share(noise, labels) < 0.01
+    mixed = signal + noise
+    one_hot = torch.tensor([[v == c for c in "abcd"] for v in labels], dtype=torch.float64)
+    y = mixed.double() - mixed.double().mean(0)
+    x = one_hot - one_hot.mean(0)
+    fit = x @ torch.linalg.lstsq(x, y).solution
+    assert toyclip.explained_share(mixed, labels) == pytest.approx(float((fit ** 2).sum() / (y ** 2).sum()), rel=1e-6)
+
+
+def test_bundled_heads_carry_colour_or_shape_and_no_position():
+    """The model card's ground truth: late heads mostly about colour or about shape, none about position."""
+    model, _ = load_toyclip("cpu")
+    shares = toyclip.head_property_shares(model, n_scenes=500)
+    assert len(shares) == 2 * TOY_HEADS and set(next(iter(shares.values()))) == set(toyclip.PROPERTIES_OF_SCENES)
+    assert max(s["colour"] for s in shares.values()) > 0.9 and max(s["shape"] for s in shares.values()) > 0.75
+    assert max(s["position"] for s in shares.values()) < 0.05
 
 
 def test_foil_loss_ranks_foils_below_the_caption_and_only_on_the_image_side():
