@@ -389,7 +389,6 @@ def foil_preference(model, n_scenes: int = 600) -> dict:
     return {kind: round(float(np.mean(w)), 3) for kind, w in wins.items()} | {"foils": len(pairs)}
 
 
-@torch.inference_mode()
 def explained_share(outputs: torch.Tensor, values: list) -> float:
     """The share of the variance of `outputs` [n, d] that one categorical property explains: R² of the least-squares
     fit of the outputs from the property's one-hot code (`values`, n labels), i.e. the variance of the per-value
@@ -420,21 +419,21 @@ def head_property_shares(model, n_scenes: int = 2000, layers=None) -> dict[str, 
     preprocess = clip.clip._transform(model.visual.input_resolution)
     single = [tw.random_scene(SPLIT_SEED_PROPERTIES + i, n_objects=1) for i in range(n_scenes)]
     mixed = [tw.random_scene(SPLIT_SEED_PROPERTIES + n_scenes + i) for i in range(n_scenes)]
-    heads = [head_contributions(model.float(), [(s.image, 0) for s in scenes], preprocess, batch_size=100,
-                                progress=False).heads for scenes in (single, mixed)]  # [n, L, H, d] each
-    L, H = heads[0].shape[1:3]
+    model = model.float()
+    one, several = [head_contributions(model, [(s.image, 0) for s in scenes], preprocess, batch_size=100,
+                                       progress=False).heads for scenes in (single, mixed)]  # [n, L, H, d] each
+    L, H = one.shape[1:3]
     layers = list(layers) if layers is not None else [L - 2, L - 1]
     objects = [s.objects[0] for s in single]
-    truth = dict(colour=[o.color for o in objects], shape=[o.shape for o in objects], size=[o.size for o in objects],
-                 position=[o.position for o in objects], background=[s.background for s in single])
-    truth["count"] = [len(s.objects) for s in mixed]  # read on the 1-3-object scenes
-    scenes_of = {p: 1 if p == "count" else 0 for p in PROPERTIES_OF_SCENES}
-    return {f"L{l}H{h}": {p: round(explained_share(heads[scenes_of[p]][:, l, h], truth[p]), 3)
-                          for p in PROPERTIES_OF_SCENES}
+    truth = dict(colour=(one, [o.color for o in objects]), shape=(one, [o.shape for o in objects]),
+                 size=(one, [o.size for o in objects]), position=(one, [o.position for o in objects]),
+                 background=(one, [s.background for s in single]), count=(several, [len(s.objects) for s in mixed]))
+    return {f"L{l}H{h}": {p: round(explained_share(out[:, l, h], values), 3) for p, (out, values) in truth.items()}
             for l in layers for h in range(H)}
 
 
 
+@torch.inference_mode()
 def pointing_game(model, n_scenes: int = 300, relative: bool = True) -> dict:
     """Pointing game on two-object scenes with the exact decomposition heatmap (all layers and heads).
 
