@@ -111,7 +111,7 @@ register(
     Asset(
         "toyclip",
         "data/toyclip.pt",
-        "8d5d0ca3bcf90338160b47c27a29e8d9a6c97dbcc50e8e94ec3ef5176a2c5e83",
+        "eec80b6a73c1d10fb167d5134b0dc6e2318774bfe40f2c960ba173915f4cea0c",
         "toyclip.pt",
         None,
         "MIT, like this course: trained from scratch by course_utils.toyclip on the procedurally drawn toy world",

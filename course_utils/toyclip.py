@@ -257,7 +257,7 @@ def patch_loss(patches: torch.Tensor, labels: torch.Tensor, class_text: torch.Te
 def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr: float = 1e-3, seed: int = 0,
           out: Path | None = CHECKPOINT, log_every: int = 100, eval_every: int = 500, threads: int | None = None,
           aux_token_mean: float = 1.0, aux_patches: float = 1.0, twin_fraction: float = 0.0, workers: int = 1,
-          device: str = "cpu", foils: bool = False, property_captions: float = 0.0):
+          device: str = "cpu", foils: bool = True, property_captions: float = 0.15):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -266,9 +266,9 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     read out like the image embedding, should match that object's class prompt ("a photo of a red circle.").
     twin_fraction: the share of scene pairs that are twins (make_training_set); a batch always holds whole pairs.
     foils: each caption that names size or position brings its foil (foil_caption), a hard negative that only an
-    image embedding carrying that property can rank below the true caption (foil_clip_loss, on the CLS embedding);
-    tried for ToyCLIP v2 and not kept (data/README.md). property_captions: the share of captions that name a single
-    property (property_caption).
+    image embedding carrying that property can rank below the true caption (foil_clip_loss, on the CLS embedding).
+    property_captions: the share of captions that name a single property (property_caption). The defaults are the
+    bundled recipe; data/README.md gives each term's reason and the recipes tried.
     `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
     Used by: python -m course_utils.toyclip train (it made data/toyclip.pt) and tests/test_toyclip.py.
@@ -547,9 +547,9 @@ def main(argv=None) -> int:
     t.add_argument("--aux-patches", type=float, default=1.0,
                    help="weight of the loss that reads each object patch as its class prompt (0: off)")
     t.add_argument("--twin-fraction", type=float, default=0.0, help="share of scene pairs that differ in one property")
-    t.add_argument("--foils", action="store_true",
-                   help="add foil captions, hard negatives that differ in size or position (tried, not kept)")
-    t.add_argument("--property-captions", type=float, default=0.0,
+    t.add_argument("--foils", action=argparse.BooleanOptionalAction, default=True,
+                   help="foil captions, hard negatives that differ in size or position (--no-foils: off)")
+    t.add_argument("--property-captions", type=float, default=0.15,
                    help="share of captions that name one property only, e.g. 'a thing at the top left'")
     t.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes drawing the scenes")
     t.add_argument("--device", default="cpu", help="cpu (reproducible, the bundled recipe) or cuda")

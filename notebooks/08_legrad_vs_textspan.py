@@ -337,8 +337,9 @@ print(f"TextSpan's premise: {len(tp['role_heads'])} heads with a role ({', '.joi
 # noise with a gradient, and its peaks landed on the background for 92% of the objects. openai's CLIP is also trained through CLS
 # only, so that alone is not the explanation; what matters is what the late patch tokens carry, and that is a
 # property of a trained model that can be measured, as above. The bundled ToyCLIP is therefore trained with two extra
-# objectives (its model card, `data/README.md`, gives the recipe and the reasons): the contrastive loss applied to the
-# token-mean readout too, and a loss that reads each patch lying on an object as that object's class prompt. In real
+# objectives (its model card, `data/README.md`, gives recipe and reasons): the contrastive loss applied to the
+# token-mean readout too, and a loss that reads each patch lying on an object as that object's class prompt (its
+# captions changed too). In real
 # mode, the cells above measure the premise for the model you loaded. The general lesson: an attribution method
 # carries assumptions about the model, and they can be measured before anyone ranks it.
 #

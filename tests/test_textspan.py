@@ -111,9 +111,8 @@ def test_toyclip_late_heads_have_roles():
     """TextSpan at its defaults (paper conventions, rank = each head's numerical rank; 5 texts per head, last two
     layers, toy pool) finds at least three heads with >= 80% of their texts about one property.
 
-    What notebook 06 says about the bundled ToyCLIP: its clear roles are shape heads. A colour role (L3H2, 4 of 5
-    colours) appeared only with the earlier rank of 10, an arbitrary cut inside the head's 16 directions; at
-    ranks 8-19 it mixes colour and shape. ToyCLIP v2 (the fair-comparison issue) is trained for roles of several kinds.
+    What notebook 06 says about the bundled ToyCLIP: its clear roles are shape and colour heads (the model card,
+    data/README.md, lists them); none is about size, position or count, which is why TextSpan's premise fails.
     """
     from course_utils.textspan import ROLE_PROPERTIES, toy_head_roles
 
