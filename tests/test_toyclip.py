@@ -317,8 +317,11 @@ def test_offline_fallbacks_in_a_fresh_process():
 
 
 def test_bundled_model_meets_the_acceptance_figures():
+    """The fair-comparison issue's bars that ToyCLIP v2.1 meets (its model card); TextSpan's premise is not one."""
     result = toyclip.evaluate()
-    assert result["zero_shot_top1"] >= 0.95 and result["zero_shot_top5"] >= 0.99, result
+    assert result["zero_shot_top1"] >= 0.97 and result["zero_shot_top5"] >= 0.99, result
     assert result["pointing_game"] >= 0.90 and result["pointing_game_objects"] >= 500, result
-    assert result["pointing_game_tolerance_px"] == 4 and result["pointing_game_strict"] >= 0.80, result
+    assert result["pointing_game_tolerance_px"] == 4 and result["pointing_game_strict"] >= 0.90, result
     assert result["checkpoint_mb"] <= 25 and result["n_test_images"] >= 2000, result
+    met = result["meets"]
+    assert met["zero_shot_top1"] and met["pointing_game_strict"] and met["legrad_premise"] and met["ablation_pattern"], met
