@@ -42,18 +42,27 @@ CHECKPOINT = assets.local_path("toyclip")  # data/toyclip.pt
 TRAIN_CONTEXT = 40  # captions are <= 38 tokens; causal text attention makes later positions irrelevant
 
 
-def patch_labels(scene: tw.Scene, patch: int) -> np.ndarray:
+def patch_labels(scene: tw.Scene, patch: int, background: bool = False) -> np.ndarray:
     """[grid * grid] int16: per patch (row-major, the order of the patch tokens), the class of the object covering at
-    least half of its pixels, or -1 where none does (background, or an object's edge).
+    least half of its pixels, or -1 where none does (background, or an object's edge). With `background`, a patch
+    that no object touches gets its background's label instead: len(tw.CLASSES) + its index in tw.BACKGROUNDS, the
+    row of BACKGROUND_PROMPT's texts after the 100 class prompts (train's background_patches).
 
     Used by: make_training_set (the targets of train's aux_patches objective) and notebook 04, "Where does the CLS token look?".
     """
     side = scene.image.size[0] // patch
     labels = np.full(side * side, -1, dtype=np.int16)
+    touched = np.zeros(side * side, dtype=bool)
     for obj in scene.objects:
         cover = obj.mask.reshape(side, patch, side, patch).mean(axis=(1, 3)).reshape(-1)  # [grid * grid]
         labels[cover >= 0.5] = obj.label
+        touched |= cover > 0
+    if background:
+        labels[~touched] = len(tw.CLASSES) + list(tw.BACKGROUNDS).index(scene.background)
     return labels
+
+
+BACKGROUND_PROMPT = "a photo of a {} background."  # train's background_patches: one text per tw.BACKGROUNDS
 
 
 def twin_pair(rng: np.random.Generator, n_objects: int) -> list[tw.Scene]:
@@ -159,7 +168,7 @@ def describe_from(scene: tw.Scene, rng: np.random.Generator, state: dict) -> str
 
 
 def _draw(args):
-    seed, lo, hi, single_fraction, twin_fraction, patch, foils, property_captions = args
+    seed, lo, hi, single_fraction, twin_fraction, patch, foils, property_captions, background_patches = args
     images = np.empty((hi - lo, 3, tw.IMAGE_SIZE, tw.IMAGE_SIZE), dtype=np.uint8)
     captions, foil_texts, labels = [], [], []
     for j in range(lo // 2, hi // 2):  # scenes 2j and 2j + 1 depend on (seed, j) alone
@@ -179,24 +188,26 @@ def _draw(args):
                     caption, foil = property_caption(scene, own)[1], ""
             captions.append(caption)
             foil_texts.append(foil)
-            labels.append(patch_labels(scene, patch))
+            labels.append(patch_labels(scene, patch, background=background_patches))
     return images, captions, foil_texts, np.stack(labels)
 
 
 def make_training_set(n: int, seed: int = 0, single_fraction: float = 0.5, twin_fraction: float = 0.0,
-                      workers: int = 1, patch: int = 8, foils: bool = False, property_captions: float = 0.0):
+                      workers: int = 1, patch: int = 8, foils: bool = False, property_captions: float = 0.0,
+                      background_patches: bool = False):
     """Draw `n` scenes once (PIL is slow): uint8 images [n, 3, H, W], tokens [n, TRAIN_CONTEXT], patch labels
     [n, grid * grid] (see patch_labels) and foil tokens [n, TRAIN_CONTEXT] (all zero where a scene has no foil, and
     everywhere unless `foils`; see foil_caption). `property_captions` of the captions name one property only
     (property_caption; they have no foil). Scenes come in pairs (2j, 2j + 1); `twin_fraction` of the pairs are
     twins (see twin_pair). The scenes are the same whatever `workers` is (processes drawing in parallel).
+    `background_patches`: the patch labels mark untouched patches with their background (patch_labels).
 
     Used by: train.
     """
     if n % 2:
         raise ValueError(f"make_training_set: n={n} scenes, but scenes come in pairs; use an even number.")
-    chunks = [(seed, lo, min(n, lo + 2000), single_fraction, twin_fraction, patch, foils, property_captions)
-              for lo in range(0, n, 2000)]
+    chunks = [(seed, lo, min(n, lo + 2000), single_fraction, twin_fraction, patch, foils, property_captions,
+               background_patches) for lo in range(0, n, 2000)]
     if workers > 1:
         with multiprocessing.get_context("spawn").Pool(workers) as pool:
             parts = list(tqdm(pool.imap(_draw, chunks), total=len(chunks), desc="drawing scenes", mininterval=5))
@@ -257,7 +268,7 @@ def patch_loss(patches: torch.Tensor, labels: torch.Tensor, class_text: torch.Te
 def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr: float = 1e-3, seed: int = 0,
           out: Path | None = CHECKPOINT, log_every: int = 100, eval_every: int = 500, threads: int | None = None,
           aux_token_mean: float = 1.0, aux_patches: float = 1.0, twin_fraction: float = 0.0, workers: int = 1,
-          device: str = "cpu", foils: bool = True, property_captions: float = 0.15):
+          device: str = "cpu", foils: bool = True, property_captions: float = 0.15, background_patches: bool = False):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -268,7 +279,10 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     foils: each caption that names size or position brings its foil (foil_caption), a hard negative that only an
     image embedding carrying that property can rank below the true caption (foil_clip_loss, on the CLS embedding).
     property_captions: the share of captions that name a single property (property_caption). The defaults are the
-    bundled recipe; data/README.md gives each term's reason and the recipes tried.
+    bundled recipe; data/README.md gives each term's reason and the recipes tried. background_patches: the patch
+    objective also reads each patch that no object touches as its background's prompt ("a photo of a black
+    background.", BACKGROUND_PROMPT), so that background tokens stop reading as the objects' classes (tried, see
+    data/README.md).
     `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
     Used by: python -m course_utils.toyclip train (it made data/toyclip.pt) and tests/test_toyclip.py.
@@ -279,11 +293,15 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     images, tokens, labels, foil_tokens = make_training_set(n_scenes, seed=seed, twin_fraction=twin_fraction,
                                                             workers=workers, foils=foils,
                                                             property_captions=property_captions,
+                                                            background_patches=background_patches,
                                                             patch=ARCHITECTURES[TOYCLIP]["vision_patch_size"])
     has_foil = foil_tokens.any(dim=1)  # [n]
     print(f"drew {n_scenes} scenes in {time.perf_counter() - start:.0f}s")
     model = build(TOYCLIP, seed).train().to(device)
-    class_tokens = clip.tokenize([PROMPT_TEMPLATE.format(readable(c)) for c in tw.CLASSES])[:, :TRAIN_CONTEXT].to(device)  # [C, ctx]
+    prompts = [PROMPT_TEMPLATE.format(readable(c)) for c in tw.CLASSES]
+    if background_patches:  # rows len(tw.CLASSES)... : the backgrounds, as patch_labels numbers them
+        prompts += [BACKGROUND_PROMPT.format(b) for b in tw.BACKGROUNDS]
+    class_tokens = clip.tokenize(prompts)[:, :TRAIN_CONTEXT].to(device)  # [C (+ 4), ctx]
     decay = [p for n, p in model.named_parameters() if p.ndim >= 2 and "embedding" not in n]
     rest = [p for n, p in model.named_parameters() if not (p.ndim >= 2 and "embedding" not in n)]
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
@@ -551,6 +569,8 @@ def main(argv=None) -> int:
                    help="foil captions, hard negatives that differ in size or position (--no-foils: off)")
     t.add_argument("--property-captions", type=float, default=0.15,
                    help="share of captions that name one property only, e.g. 'a thing at the top left'")
+    t.add_argument("--background-patches", action="store_true",
+                   help="the patch objective also reads untouched patches as their background's prompt")
     t.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes drawing the scenes")
     t.add_argument("--device", default="cpu", help="cpu (reproducible, the bundled recipe) or cuda")
     e = sub.add_parser("evaluate", help="zero-shot accuracy, pointing game, size and speed; last line is JSON")
@@ -562,7 +582,7 @@ def main(argv=None) -> int:
     if args.cmd == "train":
         train(args.steps, args.batch_size, args.scenes, seed=args.seed, out=args.out, aux_token_mean=args.aux_token_mean,
               aux_patches=args.aux_patches, twin_fraction=args.twin_fraction, workers=args.workers, device=args.device,
-              foils=args.foils, property_captions=args.property_captions)
+              foils=args.foils, property_captions=args.property_captions, background_patches=args.background_patches)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)
     print_result(result)

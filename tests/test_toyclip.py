@@ -38,6 +38,7 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert losses != toyclip.train(**{**kw, "aux_patches": 0.0})[1]
     assert losses != toyclip.train(**{**kw, "foils": False})[1]
     assert losses != toyclip.train(**{**kw, "property_captions": 0.5})[1]
+    assert losses != toyclip.train(**{**kw, "background_patches": True})[1]
     assert losses == toyclip.train(**kw)[1]
     images = to_input(pil_batch(tw.random_scene(i).image for i in range(3)))
     with torch.no_grad():
@@ -56,6 +57,12 @@ def test_patch_labels_mark_the_patches_an_object_covers():
     for obj, lab in zip(scene.objects, (red, blue)):  # every labelled patch is at least half covered
         cover = obj.mask.reshape(8, 8, 8, 8).mean(axis=(1, 3))
         assert (cover[labels == lab] >= 0.5).all()
+    # background=True: patches no object touches read as the scene's background, after the 100 classes
+    with_bg = toyclip.patch_labels(scene, 8, background=True).reshape(8, 8)
+    white = len(tw.CLASSES) + list(tw.BACKGROUNDS).index("white")
+    touched = sum(o.mask.reshape(8, 8, 8, 8).any(axis=(1, 3)) for o in scene.objects) > 0
+    assert (with_bg[~touched] == white).all() and (~touched).sum() >= 10
+    assert (with_bg[touched] == labels[touched]).all()  # objects and their edges as before
 
 
 def test_patch_loss_is_cross_entropy_over_labelled_patches_only():
