@@ -47,7 +47,7 @@ from .legrad import legrad, readout_accuracy
 from .legrad_twin import legrad_torch_maps  # its open_clip and legrad-torch load only when called
 from .metrics import average_precision, binarize, mean_iou, pointing_hit, standard_tolerance
 from .report import best_time, proc_status_kb
-from .textspan import role_heads, toy_head_roles
+from .textspan import ROLE_BAR, role_heads, toy_head_roles, toy_role_ceiling
 from .zero_shot import zero_shot_classifier
 
 METHODS = ("textspan", "legrad_last2", "legrad_all", "raw_attention", "rollout")
@@ -276,6 +276,8 @@ def premises(model=None, n_images: int = 1000, n_scenes: int = 2000) -> dict:
     LeGrad reads every block through the mean of its tokens (legrad.layer_score): that reading must classify
     (the last block's token-mean top-1 >= LEGRAD_PREMISE on the toy test set). TextSpan explains the model through
     heads with roles: at least 6 late heads with >= 80% of their texts about one property, covering >= 3 properties.
+    `ceiling`: per property, the share of its texts a head about that property alone gets from the same pool
+    (textspan.toy_role_ceiling); `reachable`: the properties whose ceiling meets the 0.8 bar.
     Taught in: notebook 08, "Each method's premise, measured before any ranking".
     """
     if model is None:
@@ -290,12 +292,15 @@ def premises(model=None, n_images: int = 1000, n_scenes: int = 2000) -> dict:
     roles = toy_head_roles(n_scenes, model=model)
     heads = role_heads(roles)
     properties = sorted({roles[h]["property"] for h in heads})
+    ceiling = toy_role_ceiling(model)  # per property, the share a head about it alone would get from the same pool
     need_heads, need_props = TEXTSPAN_PREMISE
     return dict(legrad=dict(holds=readout["token_mean"][-1] >= LEGRAD_PREMISE,
                             token_mean_top1_last_block=round(readout["token_mean"][-1], 4),
                             cls_top1=round(readout["cls"], 4), bar=LEGRAD_PREMISE),
                 textspan=dict(holds=len(heads) >= need_heads and len(properties) >= need_props, role_heads=heads,
-                              properties=properties, bar=f">= {need_heads} heads, >= {need_props} properties"))
+                              properties=properties, bar=f">= {need_heads} heads, >= {need_props} properties",
+                              ceiling={p: c["share"] for p, c in ceiling.items()},
+                              reachable=[p for p, c in ceiling.items() if c["share"] >= ROLE_BAR]))
 
 
 PROMPT_BLIND = ("centre_prior", "random_map", "raw_attention", "rollout")  # maps that never read the prompt

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import sys
 from dataclasses import dataclass
 
@@ -276,6 +277,7 @@ def property_shares(spans: dict, properties, n_texts: int | None = None) -> dict
 
 
 ROLE_PROPERTIES = ("colour", "shape", "position", "size", "count")  # the head roles we check (background is not one)
+ROLE_BAR = 0.8  # a head has a role if at least this share of its texts is about one property
 
 
 def toy_head_roles(n_scenes: int = 2000, layers=None, n_texts: int = 5, rank: int | None = None,
@@ -303,12 +305,62 @@ def toy_head_roles(n_scenes: int = 2000, layers=None, n_texts: int = 5, rank: in
             for (l, h), r in spans.items()}
 
 
-def role_heads(roles: dict, bar: float = 0.8) -> list[str]:
+def role_heads(roles: dict, bar: float = ROLE_BAR) -> list[str]:
     """The heads of toy_head_roles' result with at least `bar` of their texts about one role property.
 
     Used by: main and compare_maps.premises (TextSpan's premise: heads with roles).
     """
     return [head for head, r in roles.items() if r["share"] >= bar and r["property"] in ROLE_PROPERTIES]
+
+
+def ideal_head_share(text_embeddings: torch.Tensor, properties, prop: str, value_rows: list[list[int]],
+                     n_texts: int = 5, n_outputs: int = 1000, noise: float = 0.05, seed: int = 0) -> float:
+    """The share of its n_texts TextSpan texts about `prop` that a head about `prop` alone gets: the most a role
+    share can be for that property, on this text space. properties[j] names pool text j's property (pools);
+    value_rows: for each of the property's V values, the rows of the pool texts that name it (at least one each).
+
+    The ideal head writes, for image k, the mean unit embedding of the texts naming value k mod V, plus isotropic
+    noise (`noise` times the values' spread), and nothing else. Its outputs vary along at most V − 1 directions, and
+    each pick removes one: once those are used, the next picks are decided by the noise and by which texts the
+    removals left longest, not by the property. So a property with few values (2 sizes: one direction for 5 texts)
+    fills a long list only if its texts happen to win those leftover picks; this measures whether they do.
+    Taught in: notebook 08, "Each method's premise, measured before any ranking".
+    """
+    if not value_rows or any(len(rows) == 0 for rows in value_rows):
+        raise ValueError(f"ideal_head_share: every value of {prop!r} needs at least one pool text naming it; "
+                         f"got {[len(rows) for rows in value_rows]} texts per value.")
+    pool = torch.nn.functional.normalize(text_embeddings.detach().float().cpu(), dim=-1)  # [M, d]
+    directions = torch.stack([pool[rows].mean(dim=0) for rows in value_rows])  # [V, d]: one per value
+    outputs = directions[torch.arange(n_outputs) % len(directions)]  # [K, d]: image k shows value k mod V
+    spread = (directions - directions.mean(dim=0)).norm(dim=-1).mean()
+    g = torch.Generator().manual_seed(seed)
+    outputs = outputs + noise * spread / pool.shape[1] ** 0.5 * torch.randn(outputs.shape, generator=g)
+    picked = [properties[j] for j in textspan(outputs, pool, n_texts=n_texts).indices]
+    return picked.count(prop) / len(picked)
+
+
+TOY_VALUES = dict(colour=list(tw.COLORS), shape=list(tw.SHAPES), size=list(tw.SIZES),  # each property's values,
+                  position=list(tw.POSITIONS.values()), count=["one", "two", "three"])  # as the toy pool words them
+
+
+def toy_role_ceiling(model=None, n_texts: int = 5) -> dict[str, dict]:
+    """Per role property of the toy world: how many values it has and ideal_head_share on `model`'s toy pool (the
+    text space that toy_head_roles reads heads with). A property whose share stays under ROLE_BAR
+    can give no head a role, whatever the model's heads carry.
+
+    Used by: compare_maps.premises and tests/test_textspan.py.
+    """
+    if model is None:
+        model, _ = load_toyclip("cpu")
+    texts, props = pools.load_pool("toy")
+    text_emb = encode_texts(model.float(), texts)
+    out = {}
+    for prop in ROLE_PROPERTIES:
+        words = TOY_VALUES[prop]
+        rows = [[j for j, (t, p) in enumerate(zip(texts, props)) if p == prop and re.search(rf"\b{w}\b", t)]
+                for w in words]
+        out[prop] = dict(values=len(words), share=round(ideal_head_share(text_emb, props, prop, rows, n_texts), 3))
+    return out
 
 
 def main(argv=None) -> int:
@@ -330,6 +382,10 @@ def main(argv=None) -> int:
     summary = {head: {"property": r["property"], "share": r["share"]} for head, r in roles.items()}
     summary["heads_at_0.8"] = len(strong)
     summary["properties_at_0.8"] = sorted(set(strong))
+    ceiling = toy_role_ceiling(n_texts=args.texts)
+    print("a head about one property alone would get (toy_role_ceiling): "
+          + ", ".join(f"{p} {c['share']:.0%} ({c['values']} values)" for p, c in ceiling.items()))
+    summary["ceiling"] = {p: c["share"] for p, c in ceiling.items()}
     print(json.dumps(summary))
     return 0
 

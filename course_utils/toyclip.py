@@ -515,8 +515,9 @@ def ablation_pattern_holds(accuracies: dict) -> bool:
 
 def evaluate(path: Path = CHECKPOINT, n_test: int = 2000, n_scenes: int = 300, n_role_scenes: int = 2000) -> dict:
     """Every figure ToyCLIP is built to meet, each with its bar and whether it meets it (`meets`): zero-shot top-1/top-5
-    on the toy test set, the pointing game, both methods' premises (compare_maps.premises), the mean-ablation
-    pattern, size; and the CPU speed of the image encoder.
+    on the toy test set, the pointing game, both methods' premises (compare_maps.premises, with TextSpan's
+    `role_ceiling`: per property, the share a head about it alone gets), the mean-ablation pattern, size; and the CPU
+    speed of the image encoder.
 
     Used by: python -m course_utils.toyclip evaluate (the numbers in data/README.md).
     """
@@ -533,6 +534,7 @@ def evaluate(path: Path = CHECKPOINT, n_test: int = 2000, n_scenes: int = 300, n
                   pointing_game_tolerance_px=pg["pointing_game_tolerance_px"],
                   token_mean_top1=checked["legrad"]["token_mean_top1_last_block"],
                   role_heads=checked["textspan"]["role_heads"], role_properties=checked["textspan"]["properties"],
+                  role_ceiling=checked["textspan"]["ceiling"],
                   top1_after_mean_ablation=ablation, torch_threads=torch.get_num_threads())
     result["meets"] = dict(zero_shot_top1=top1 >= BARS["zero_shot_top1"],
                            pointing_game_strict=result["pointing_game_strict"] >= BARS["pointing_game_strict"],

@@ -318,8 +318,8 @@ for l, a in enumerate(acc["token_mean"]):
     print(f"  token mean after block {l:<2}                {100 * a:5.1f}%")
 
 # %% [markdown]
-# Then both premises with their bars, on the toy world that the table below scores (in real mode the toy scenes are
-# drawn at the model's resolution; TextSpan's head roles need the toy pool, whose properties the toy world knows).
+# Then both premises with their bars, on the toy world the table below scores (in real mode drawn at the model's
+# resolution: TextSpan's head roles need the toy pool, whose properties the toy world knows).
 
 # %% tags=["varies"]
 checked = cm.premises(model, n_images=rehearsal_sized(300 if FAST else 500, 20),
@@ -330,24 +330,30 @@ print(f"LeGrad's premise:   the last block's token mean classifies {100 * lp['to
 print(f"TextSpan's premise: {len(tp['role_heads'])} heads with a role ({', '.join(tp['role_heads']) or 'none'}), "
       f"over {len(tp['properties'])} properties ({', '.join(tp['properties']) or 'none'}); bar {tp['bar']}  ->  "
       f"{'holds' if tp['holds'] else 'FAILS'}")
+print("  a head about one property alone would get, from the same pool: "
+      + ", ".join(f"{p} {100 * share:.0f}%" for p, share in tp["ceiling"].items())
+      + f"  ->  can reach the bar: {', '.join(tp['reachable']) or 'none'}")
 
 # %% [markdown]
+# **What the last line asks.** The text pool, not the heads: TextSpan's 5 texts for a head carrying one property and
+# nothing else (`ideal_head_share`). Two sizes move such a head along one direction, so after one size text the
+# picks go elsewhere. On the bundled ToyCLIP only colour and shape (10 values each) fill it: its premise cannot
+# hold, whatever its heads carry.
+#
 # **Why ToyCLIP is trained the way it is.** The course's first ToyCLIP was trained like openai's CLIP, through the CLS
 # token only. Its token-mean readout classified the toy test set at 1.6 to 6.2% (chance: 1%), so LeGrad's score was
 # noise with a gradient, and its peaks landed on the background for 92% of the objects. openai's CLIP is also trained through CLS
-# only, so that alone is not the explanation; what matters is what the late patch tokens carry, and that is a
-# property of a trained model that can be measured, as above. The bundled ToyCLIP is therefore trained with two extra
-# objectives (its model card, `data/README.md`, gives recipe and reasons): the contrastive loss applied to the
-# token-mean readout too, and a loss that reads each patch lying on an object as that object's class prompt (its
-# captions changed too). In real
-# mode, the cells above measure the premise for the model you loaded. The general lesson: an attribution method
-# carries assumptions about the model, and they can be measured before anyone ranks it.
+# only, so that alone is not the explanation; what matters is what the late patch tokens carry, which can be
+# measured, as above. The bundled ToyCLIP therefore adds two objectives (recipe and reasons: `data/README.md`): the
+# contrastive loss on the token-mean readout too, and a loss that reads each patch on an object as that object's class
+# prompt (its captions changed too). In real mode, the cells above measure the model you loaded. The lesson: an
+# attribution method carries assumptions about the model, and they can be measured before anyone ranks it.
 #
-# A premise test is a check we can run, not a proof. Among the training recipes tried for ToyCLIP (the model card
-# lists them), one whose token mean classified at 99% still had LeGrad (last two blocks, absolute) point at only 18% of
-# the objects; another, trained with the patch objective alone, read 6% through its token mean while LeGrad, relative
-# to the prompts, pointed at 96%. LeGrad's gradient reads each token's value through the readout, so what it needs is
-# patch tokens that carry their own object, which the token mean only partly tests.
+# A premise test is a check, not a proof. Among the recipes tried for ToyCLIP, one whose token mean classified at 99%
+# still had LeGrad (last two blocks, absolute) point at only 18% of the objects; another, trained with the patch
+# objective alone, read 6% through its token mean while LeGrad, relative to the prompts, pointed at 96%. LeGrad's
+# gradient reads each token's value through the readout, so it needs patch tokens that carry their own object, which
+# the token mean only partly tests.
 #
 # ## 4 · The measured table, fair by construction
 #
@@ -453,8 +459,8 @@ plt.tight_layout(); plt.show()
 #
 # ## 6 · Next to the published numbers
 #
-# Our table scores toy scenes whose masks are exact; the papers score real photographs. The numbers to put beside
-# ours are in the papers' own tables, and each table names the checkpoint it used:
+# Our table scores toy scenes with exact masks; the papers score real photographs, and each of their tables names
+# its checkpoint:
 #
 # - LeGrad (Bousselham et al., 2024, [arXiv:2404.03214](https://arxiv.org/abs/2404.03214)): zero-shot segmentation
 #   on ImageNet-S (pixel accuracy and mIoU, with TextSpan among the baselines), open-vocabulary segmentation on
@@ -508,10 +514,9 @@ print(f"TextSpan map / our LeGrad: {costs['textspan_map'] / costs['legrad_last2'
 # the residual width. A frames-per-second figure for "TextSpan" is a figure for one implementation, not for the
 # method. `benchmarks/legrad_cost.py` measures the same ratios on ViT-B/16, with `legrad-torch` beside ours.
 #
-# **Memory.** Peak extra memory of one call with 5 prompts, each method measured in a fresh Python process (the peak of
-# a process can't be reset from inside a notebook that has already run other things). The three processes run side by
-# side: each one reads only its own peak. In real mode the children build ViT-B/32 with random weights: memory doesn't
-# depend on the weights. Linux only; elsewhere it says so.
+# **Memory.** Peak extra memory of one call with 5 prompts, each method measured in a fresh Python process (a notebook
+# can't reset its own peak). The three processes run side by side, each reading only its own peak. In real mode the
+# children build ViT-B/32 with random weights: memory doesn't depend on the weights. Linux only; elsewhere it says so.
 
 # %% tags=["varies"]
 arch = architecture_name(model)                           # measured on fresh random weights of the same shapes

@@ -129,6 +129,8 @@ def test_both_premises_hold_on_the_bundled_toyclip_and_fail_on_untrained_weights
     assert not untrained["textspan"]["holds"]
     bundled = cm.premises(n_images=300, n_scenes=300)
     assert bundled["legrad"]["holds"] and bundled["legrad"]["token_mean_top1_last_block"] >= cm.LEGRAD_PREMISE
+    assert set(bundled["textspan"]["ceiling"]) == {"colour", "shape", "position", "size", "count"}
+    assert bundled["textspan"]["reachable"] == [p for p, c in bundled["textspan"]["ceiling"].items() if c >= 0.8]
 
 
 def test_premises_run_at_an_openai_resolution():

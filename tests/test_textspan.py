@@ -121,6 +121,42 @@ def test_toyclip_late_heads_have_roles():
     assert len(strong) >= 3, {h: (r["property"], r["share"]) for h, r in roles.items()}
 
 
+def _value_texts(seed, values, per_value=3, d=48):
+    """Pool texts for one property: `values` value directions, `per_value` noisy texts naming each."""
+    g = torch.Generator().manual_seed(seed)
+    centres = torch.randn(values, d, generator=g)
+    texts = torch.cat([c + 0.3 * torch.randn(per_value, d, generator=g) for c in centres])
+    return texts, [[per_value * v + k for k in range(per_value)] for v in range(values)]
+
+
+def test_an_ideal_head_fills_its_list_with_a_many_valued_property_and_not_with_a_binary_one():
+    """ideal_head_share on a made-up text space: 10 values give 9 directions, enough for all 5 picks; 2 values give
+    one direction, so at most the first pick is guaranteed, and the share falls below the role bar at this seed."""
+    from course_utils.textspan import ROLE_BAR, ideal_head_share
+
+    many, many_rows = _value_texts(0, 10)
+    few, few_rows = _value_texts(1, 2)
+    distractors = torch.randn(20, 48, generator=torch.Generator().manual_seed(2))
+    pool = torch.cat([many, few, distractors])
+    props = ["many"] * len(many) + ["few"] * len(few) + ["distractor"] * 20
+    assert ideal_head_share(pool, props, "many", many_rows) == 1.0
+    few_rows = [[len(many) + j for j in rows] for rows in few_rows]
+    share = ideal_head_share(pool, props, "few", few_rows)
+    assert 0.2 <= share < ROLE_BAR  # its first pick is about the property; the list is not
+    with pytest.raises(ValueError, match="'few' needs at least one pool text"):
+        ideal_head_share(pool, props, "few", [few_rows[0], []])
+
+
+def test_on_the_bundled_toyclip_only_colour_and_shape_can_give_a_head_a_role():
+    """Why TextSpan's premise (>= 3 properties) fails on the bundled ToyCLIP whatever its heads carry: on its own toy
+    pool, a head about size, count or position alone would not reach 80% of its 5 texts (notebook 08, the premises)."""
+    from course_utils.textspan import ROLE_BAR, toy_role_ceiling
+
+    ceiling = toy_role_ceiling()
+    assert {p for p, c in ceiling.items() if c["share"] >= ROLE_BAR} == {"colour", "shape"}, ceiling
+    assert [ceiling[p]["values"] for p in ("colour", "shape", "position", "size", "count")] == [10, 10, 4, 2, 3]
+
+
 def test_default_rank_is_stable_under_jitter_and_the_authors_80_is_not():
     """The issue's measurement: a 1e-6 relative jitter of the head outputs must change no pick (10 texts) in at least
     95% of heads at the default rank. At the authors' r = 80 (16 directions of rounding noise) most heads change."""

@@ -332,3 +332,4 @@ def test_bundled_model_meets_the_acceptance_figures():
     assert result["checkpoint_mb"] <= 25 and result["n_test_images"] >= 2000, result
     met = result["meets"]
     assert met["zero_shot_top1"] and met["pointing_game_strict"] and met["legrad_premise"] and met["ablation_pattern"], met
+    assert {p for p, share in result["role_ceiling"].items() if share >= 0.8} == set(result["role_properties"]), result
