@@ -241,18 +241,26 @@ def foil_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, foil_emb: to
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, : len(text_emb)].T, target)) / 2
 
 
-def image_readouts(model, images: torch.Tensor):
+def image_readouts(model, images: torch.Tensor, patch_blocks: int = 1):
     """One forward pass read three ways: model.encode_image(images) [B, d]; the last block's token-mean readout
-    (LeGrad's, unit length) [B, d]; and every patch token through ln_post and proj [B, grid * grid, d].
+    (LeGrad's, unit length) [B, d]; and every patch token through ln_post and proj, after each of the last
+    `patch_blocks` blocks [k, B, grid * grid, d] (the last block's first).
 
-    Used by: train, for the auxiliary objectives (aux_token_mean, aux_patches).
+    Used by: train, for the auxiliary objectives (aux_token_mean, aux_patches, patch_blocks).
     """
     visual = model.visual
-    x = patch_tokens(visual, images)  # [B, N, D]
-    x = visual.transformer(x.permute(1, 0, 2)).permute(1, 0, 2)  # openai's blocks take [N, B, D]
+    x = patch_tokens(visual, images).permute(1, 0, 2)  # [N, B, D]: openai's blocks take the sequence first
+    blocks = visual.transformer.resblocks
+    outputs = []
+    for block in blocks:
+        x = block(x)
+        outputs.append(x)
+    x = x.permute(1, 0, 2)  # [B, N, D]
     embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]: what encode_image returns
     token_mean = token_mean_embedding(x, visual.ln_post.weight, visual.ln_post.bias, visual.proj, visual.ln_post.eps)
-    return embedding, token_mean, visual.ln_post(x[:, 1:]) @ visual.proj
+    patches = torch.stack([visual.ln_post(out[1:].permute(1, 0, 2)) @ visual.proj
+                           for out in outputs[::-1][:patch_blocks]])  # [k, B, P, d]
+    return embedding, token_mean, patches
 
 
 def patch_loss(patches: torch.Tensor, labels: torch.Tensor, class_text: torch.Tensor, logit_scale) -> torch.Tensor:
@@ -268,7 +276,8 @@ def patch_loss(patches: torch.Tensor, labels: torch.Tensor, class_text: torch.Te
 def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr: float = 1e-3, seed: int = 0,
           out: Path | None = CHECKPOINT, log_every: int = 100, eval_every: int = 500, threads: int | None = None,
           aux_token_mean: float = 1.0, aux_patches: float = 1.0, twin_fraction: float = 0.0, workers: int = 1,
-          device: str = "cpu", foils: bool = True, property_captions: float = 0.15, background_patches: bool = False):
+          device: str = "cpu", foils: bool = True, property_captions: float = 0.15, background_patches: bool = False,
+          patch_blocks: int = 1):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -282,11 +291,16 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     bundled recipe; data/README.md gives each term's reason and the recipes tried. background_patches: the patch
     objective also reads each patch that no object touches as its background's prompt ("a photo of a black
     background.", BACKGROUND_PROMPT), so that background tokens stop reading as the objects' classes (tried, see
-    data/README.md).
+    data/README.md). patch_blocks: the patch objective reads the patch tokens after each of the last `patch_blocks`
+    blocks (averaged), not only the last: LeGrad on the last two blocks reads both (tried, see data/README.md).
     `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
     Used by: python -m course_utils.toyclip train (it made data/toyclip.pt) and tests/test_toyclip.py.
     """
+    n_blocks = ARCHITECTURES[TOYCLIP]["vision_layers"]
+    if not 1 <= patch_blocks <= n_blocks:
+        raise ValueError(f"train: patch_blocks={patch_blocks}, but ToyCLIP's image tower has {n_blocks} blocks; "
+                         f"use 1 to {n_blocks}.")
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -320,14 +334,16 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
         with_foil = idx[has_foil[idx]]
         foil = encode_text_short(model, foil_tokens[with_foil].to(device)) if len(with_foil) else None
         if aux_token_mean or aux_patches:
-            embedding, token_mean, patches = image_readouts(model, x)
+            embedding, token_mean, patches = image_readouts(model, x, patch_blocks)
             loss = foil_clip_loss(embedding, text, foil, model.logit_scale)
             if aux_token_mean:
                 loss = loss + aux_token_mean * clip_loss(token_mean, text, model.logit_scale)
             if aux_patches:
                 with torch.no_grad():  # the class prompts as the text tower reads them now: targets, not trained here
                     class_text = encode_text_short(model, class_tokens)  # [C, d]
-                loss = loss + aux_patches * patch_loss(patches, labels[idx].to(device), class_text, model.logit_scale)
+                target = labels[idx].to(device)
+                loss = loss + aux_patches * sum(patch_loss(p, target, class_text, model.logit_scale)
+                                                for p in patches) / len(patches)
         else:
             loss = foil_clip_loss(model.encode_image(x), text, foil, model.logit_scale)
         opt.zero_grad(set_to_none=True)
@@ -573,6 +589,8 @@ def main(argv=None) -> int:
                    help="share of captions that name one property only, e.g. 'a thing at the top left'")
     t.add_argument("--background-patches", action="store_true",
                    help="the patch objective also reads untouched patches as their background's prompt")
+    t.add_argument("--patch-blocks", type=int, default=1,
+                   help="the patch objective reads the patch tokens of the last N blocks (1: the last only)")
     t.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes drawing the scenes")
     t.add_argument("--device", default="cpu", help="cpu (reproducible, the bundled recipe) or cuda")
     e = sub.add_parser("evaluate", help="zero-shot accuracy, pointing game, size and speed; last line is JSON")
@@ -584,7 +602,8 @@ def main(argv=None) -> int:
     if args.cmd == "train":
         train(args.steps, args.batch_size, args.scenes, seed=args.seed, out=args.out, aux_token_mean=args.aux_token_mean,
               aux_patches=args.aux_patches, twin_fraction=args.twin_fraction, workers=args.workers, device=args.device,
-              foils=args.foils, property_captions=args.property_captions, background_patches=args.background_patches)
+              foils=args.foils, property_captions=args.property_captions, background_patches=args.background_patches,
+              patch_blocks=args.patch_blocks)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)
     print_result(result)

@@ -39,13 +39,19 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert losses != toyclip.train(**{**kw, "foils": False})[1]
     assert losses != toyclip.train(**{**kw, "property_captions": 0.5})[1]
     assert losses != toyclip.train(**{**kw, "background_patches": True})[1]
+    assert losses != toyclip.train(**{**kw, "patch_blocks": 2})[1]
     assert losses == toyclip.train(**kw)[1]
+    with pytest.raises(ValueError, match="patch_blocks=7, but ToyCLIP's image tower has 6 blocks"):
+        toyclip.train(**{**kw, "patch_blocks": 7})
     images = to_input(pil_batch(tw.random_scene(i).image for i in range(3)))
     with torch.no_grad():
-        embedding, token_mean = toyclip.image_readouts(model.eval(), images)[:2]
+        embedding, token_mean, patches = toyclip.image_readouts(model.eval(), images, patch_blocks=2)
         *_, last = run_blocks(model.visual, images)
         torch.testing.assert_close(embedding, model.encode_image(images), atol=1e-5, rtol=1e-5)
         torch.testing.assert_close(token_mean, layer_score(model.visual, last[-1]), atol=1e-5, rtol=1e-5)
+        assert patches.shape == (2, 3, 64, model.visual.proj.shape[1])  # the last block's patches first
+        visual = model.visual
+        torch.testing.assert_close(patches[0], visual.ln_post(last[-1][:, 1:]) @ visual.proj, atol=1e-5, rtol=1e-5)
 
 def test_patch_labels_mark_the_patches_an_object_covers():
     scene = tw.draw_scene([dict(color="red", shape="square", size="large", region=(0, 0)),
