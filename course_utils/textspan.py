@@ -375,14 +375,15 @@ def main(argv=None) -> int:
     parser.add_argument("--convention", choices=CONVENTIONS, default="paper",
                         help="for both the decomposition and TextSpan's SVD (see course_utils.decompose)")
     args = parser.parse_args(argv)
-    roles = toy_head_roles(args.scenes, n_texts=args.texts, rank=args.rank, convention=args.convention)
+    model, _ = load_toyclip("cpu")  # loaded once, for the roles and the ceiling
+    roles = toy_head_roles(args.scenes, n_texts=args.texts, rank=args.rank, convention=args.convention, model=model)
     for head, r in roles.items():
         print(f"{head}  {r['property']:>10} {r['share']:4.0%}  explained {r['explained']:.2f}  | " + " · ".join(r["texts"]))
     strong = [roles[head]["property"] for head in role_heads(roles)]
     summary = {head: {"property": r["property"], "share": r["share"]} for head, r in roles.items()}
     summary["heads_at_0.8"] = len(strong)
     summary["properties_at_0.8"] = sorted(set(strong))
-    ceiling = toy_role_ceiling(n_texts=args.texts)
+    ceiling = toy_role_ceiling(model, n_texts=args.texts)
     print("a head about one property alone would get (toy_role_ceiling): "
           + ", ".join(f"{p} {c['share']:.0%} ({c['values']} values)" for p, c in ceiling.items()))
     summary["ceiling"] = {p: c["share"] for p, c in ceiling.items()}
