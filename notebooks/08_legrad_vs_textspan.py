@@ -370,8 +370,7 @@ print("  a head about one property alone would get, from the same pool: "
 #   grid) ignore prompt and image; raw attention and rollout look at the image but not the prompt, so they find *an*
 #   object. The chance level is the best of these four (`cm.chance_level`).
 #
-# `python -m course_utils.compare_maps --scenes 100 --methods ...` computes the same table (its default is 250 scenes;
-# timings differ between runs, scores don't). The
+# `python -m course_utils.compare_maps --scenes 100 --methods ...` computes the same table. The
 # verdict under it is computed from the table and the premises: none where a premise fails.
 
 # %% [markdown]
@@ -415,8 +414,7 @@ ax.legend(fontsize=7, loc="lower right"); plt.tight_layout(); plt.show()
 # Heatmaps in papers and course notes are usually shown for images the model gets right. Yet a map is computed for a
 # *prompt*, whatever the model predicts: TextSpan's map for "a photo of a X" reads X's direction in what each patch
 # writes, and LeGrad differentiates X's score. So for an image the model gets wrong, both methods can show where they
-# see the true class and where they see the predicted one. Both maps below are relative to this test set's class
-# prompts, so the two methods are read the same way.
+# see the true class and where they see the predicted one. Both maps below are relative to the class prompts.
 
 # %% tags=["varies"]
 n_look = rehearsal_sized(200 if FAST else 1000, 20)
@@ -488,34 +486,39 @@ for method, row in published.items():
 #
 # ⏩ *Skip if short on time: run these cells without stopping to discuss them; nothing later needs the discussion.*
 #
-# A speed claim ("TextSpan is faster", or frames per second for LeGrad against TextSpan) depends on what is timed.
-# Here every way of making a map runs on the same model, the same image and the same 5 prompts, in this run: a plain
-# forward pass (the floor of any map that reads the model's output); our TextSpan map (one forward pass that keeps each
-# head's CLS row and values, then the texts through each head's readout); the decomposition in the authors' order of
-# work (every head-token term in the residual width first, then `ln_post` and `proj` on each:
-# `decompose.unfolded_decompose`, the same numbers without notebook 05's folding); our LeGrad (last two blocks, every
-# block); and the authors' `legrad-torch` where it is installed.
+# A speed claim ("TextSpan is faster", or frames per second for LeGrad against TextSpan) depends on what is timed,
+# and on how many prompts. Here every way of making a map runs on the same model, image and prompts, in this run: a
+# plain forward pass (the floor of any map that reads the model's output); our TextSpan map (one forward pass, then
+# the texts through each head's readout); the decomposition in the authors'
+# order of work (every head-token term in the residual width first, then `ln_post` and `proj` on each:
+# `decompose.unfolded_decompose`, without notebook 05's folding); our LeGrad (last two blocks, every block); and the
+# authors' `legrad-torch` where it is installed. First 5 prompts, then the ratios at 1, 5 and all 100 class prompts:
+# a relative map (section 4) needs every one of them.
 
 # %% tags=["varies"]
-costs = cm.map_costs(model, image, class_emb[:5], repeats=3)
-base = costs["encode_image"]
+counts = (1, 5, rehearsal_sized(len(class_emb), 10))   # the last: every class prompt
+by_count = {n: cm.map_costs(model, image, class_emb[:n], repeats=rehearsal_sized(1 if FAST else 3, 1)) for n in counts}
+costs, base = by_count[5], by_count[5]["encode_image"]
 for name, seconds in costs.items():
     if isinstance(seconds, float):
         print(f"  {name:<24} {1000 * seconds:8.1f} ms  {1 / seconds:8.1f} per second  {seconds / base:6.2f} x a forward pass")
 if costs["legrad_torch"] is None:
     print("  legrad_torch: not measured here:", costs["legrad_torch_missing"])
-print(f"TextSpan map / our LeGrad: {costs['textspan_map'] / costs['legrad_last2']:.2f} (last 2 blocks), "
-      f"{costs['textspan_map'] / costs['legrad_all']:.2f} (every block)")
+for n, c in by_count.items():
+    theirs = f"{c['legrad_last2'] / c['legrad_torch']:.2f}" if c["legrad_torch"] else "not measured"
+    print(f"{n:>3} prompt{'s' if n > 1 else ' '}: TextSpan / our LeGrad {c['textspan_map'] / c['legrad_last2']:.2f} (last 2 blocks), "
+          f"{c['textspan_map'] / c['legrad_all']:.2f} (every block); our LeGrad / legrad-torch {theirs}")
 
 # %% [markdown]
 # What to read off: a map that needs the model's output can't cost less than one forward pass, and our TextSpan map
-# costs about one. LeGrad adds a backward pass through every block it reads, so it costs more, and more with every
-# block. The decomposition in the authors' order costs more than ours because it projects every head-token term from
-# the residual width. A frames-per-second figure for "TextSpan" is a figure for one implementation, not for the
-# method. `benchmarks/legrad_cost.py` measures the same ratios on ViT-B/16, with `legrad-torch` beside ours.
+# costs about one, for any number of prompts. LeGrad adds a backward pass through every block it reads, whose work
+# grows with the prompts (legrad-torch reruns the whole model per prompt). So a speed ratio means little without its
+# prompt count. The decomposition in the authors' order costs more than ours because it projects every head-token
+# term from the residual width. A frames-per-second figure for "TextSpan" is a figure for one implementation, not for
+# the method. `benchmarks/legrad_cost.py` measures the same ratios on ViT-B/16, with `legrad-torch` beside ours.
 #
 # **Memory.** Peak extra memory of one call with 5 prompts, each method measured in a fresh Python process (a notebook
-# can't reset its own peak). The three processes run side by side, each reading only its own peak. In real mode the
+# can't reset its own peak; the processes run side by side). In real mode the
 # children build ViT-B/32 with random weights: memory doesn't depend on the weights. Linux only; elsewhere it says so.
 
 # %% tags=["varies"]

@@ -33,7 +33,7 @@ def test_decompose_cost_runs_and_ends_with_json():
 
 
 def test_legrad_cost_runs_and_ends_with_json():
-    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "legrad_cost.py"), "--prompts", "2",
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "legrad_cost.py"), "--prompts", "2", "1",
                            "--repeats", "1", "--no-memory"], capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout.strip().splitlines()[-1])
@@ -41,3 +41,15 @@ def test_legrad_cost_runs_and_ends_with_json():
     assert result["textspan_over_legrad_all_layers"] > 0 and result["textspan_over_encode_image"] > 0
     assert result["unfolded_decomposition_over_encode_image"] > 0
     assert result["max_abs_map_difference"] < 1e-4 and result["prompts"] == 2
+    # one row per prompt count, and the top-level ratios are the largest count's
+    assert sorted(result["by_prompts"]) == ["1", "2"]
+    assert result["textspan_over_legrad"] == result["by_prompts"]["2"]["textspan_over_legrad"]
+    row = result["by_prompts"]["1"]
+    seconds_ratio = row["textspan_map_s"] / row["ours_legrad_s"]  # from rounded seconds: agrees to about 1%
+    assert abs(row["textspan_over_legrad"] - seconds_ratio) < 0.02 * seconds_ratio
+
+
+def test_legrad_cost_refuses_a_prompt_count_below_one():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "legrad_cost.py"), "--prompts", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--prompts must be at least 1" in proc.stderr
