@@ -1,13 +1,15 @@
 """Decomposition cost: `decompose` time as a ratio to plain `encode_image` (both conventions), and the peak memory
 of `head_contributions` streaming to disk, for growing numbers of images.
 
-    .venv/bin/python benchmarks/decompose_cost.py [--batch-size 32] [--repeats 3] [--images 10000 30000]
+    .venv/bin/python benchmarks/decompose_cost.py [--batch-size 32] [--repeats 5] [--images 10000 30000]
                                                   [--memory-resolution 224]
 
 Uses openai's ViT-B/32 architecture with random weights (no download; the cost doesn't depend on the weights),
-on CPU. The timings are taken in this run, on the same batch, as the best of `--repeats` after a warm-up:
-`decompose_over_encode_paper` and `decompose_over_encode_centred` (best of each), and the same ratios as the median
-of `--repeats` back-to-back pairs (`..._paired_median`), which a machine whose speed drifts shifts less.
+on CPU. The timings are taken in this run, on the same batch, after one warm-up call of each, in `--repeats` rounds;
+each round times `encode_image`, then `decompose` in each convention, back to back, so a machine whose speed drifts
+during the run shifts every column alike. `decompose_over_encode_paper` and `decompose_over_encode_centred` are the
+fastest round of each over the fastest `encode_image`; `..._paired_median` is the median over rounds of each
+round's own ratio, which drift shifts less still.
 The memory part runs `head_contributions(..., store=<a temporary folder>)` over each `--images` count of synthetic
 images, each in a fresh subprocess, and reports that process's peak resident set size (VmHWM), which includes
 torch and the vision tower, in GiB (2**30 bytes). `--memory-resolution 32` builds the same ViT-B/32 tower (12
@@ -35,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 
 from course_utils.decompose import CONVENTIONS, decompose, head_contributions  # noqa: E402
 from course_utils.models import ARCHITECTURES, clip, random_clip  # noqa: E402
-from course_utils.report import best_time, print_result, proc_status_kb, return_freed_memory_to_os  # noqa: E402
+from course_utils.report import print_result, proc_status_kb, return_freed_memory_to_os  # noqa: E402
 
 
 class SyntheticImages(torch.utils.data.Dataset):
@@ -81,20 +83,27 @@ def memory_run(n_images: int, batch_size: int, resolution: int) -> None:
                           "heads_shape": list(out.heads.shape), "store_gb": round(disk / 2**30, 3)}))
 
 
-def paired_ratio(model, images: torch.Tensor, convention: str) -> float:
-    """decompose time / encode_image time for one back-to-back pair of calls on the same batch."""
+def timed_rounds(model, images: torch.Tensor, rounds: int) -> dict[str, list[float]]:
+    """Seconds per call, {"encode": [...], "paper": [...], "centred": [...]}: `rounds` rounds, each calling
+    encode_image and then decompose in each convention on the same batch, after one warm-up call of each."""
+    calls = {"encode": lambda: model.encode_image(images)}
+    calls.update({c: (lambda c=c: decompose(model, images, convention=c)) for c in CONVENTIONS})
+    times = {name: [] for name in calls}
     with torch.no_grad():
-        start = time.perf_counter()
-        model.encode_image(images)
-        middle = time.perf_counter()
-    decompose(model, images, convention=convention)
-    return (time.perf_counter() - middle) / (middle - start)
+        for fn in calls.values():
+            fn()  # warm-up: one-off costs (weight folding, allocator growth) left out
+        for _ in range(rounds):
+            for name, fn in calls.items():
+                start = time.perf_counter()
+                fn()
+                times[name].append(time.perf_counter() - start)
+    return times
 
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--batch-size", type=int, default=32)
-    parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--repeats", type=int, default=5, help="timing rounds (each: encode_image, both conventions)")
     parser.add_argument("--images", type=int, nargs="+", default=[10_000, 30_000],
                         help="image counts for the head_contributions memory runs (one fresh process each)")
     parser.add_argument("--memory-batch-size", type=int, default=16,
@@ -102,27 +111,28 @@ def main(argv=None) -> int:
     parser.add_argument("--memory-resolution", type=int, default=224, help="input size of the memory runs' ViT-B/32")
     parser.add_argument("--memory-child", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error(f"--repeats must be at least 1; got {args.repeats}")
     if args.memory_child:
         memory_run(args.images[0], args.memory_batch_size, args.memory_resolution)
         return 0
 
     model = random_clip("ViT-B/32").float()
     images = torch.randn(args.batch_size, 3, 224, 224, generator=torch.Generator().manual_seed(0))
+    times = timed_rounds(model, images, args.repeats)
     with torch.no_grad():
-        encode_s = best_time(lambda: model.encode_image(images), args.repeats)
         expected = model.encode_image(images)
+    encode_s = min(times["encode"])
     result = dict(model="ViT-B/32 (random weights)", device="cpu", threads=torch.get_num_threads(),
-                  batch_size=args.batch_size, encode_image_s=round(encode_s, 3))
+                  batch_size=args.batch_size, rounds=args.repeats, encode_image_s=round(encode_s, 3))
     for convention in CONVENTIONS:
-        seconds = best_time(lambda: decompose(model, images, convention=convention), args.repeats)
+        seconds = min(times[convention])
         total = decompose(model, images, convention=convention).total()
         rel = ((total - expected).norm(dim=-1) / expected.norm(dim=-1)).max().item()
         result[f"decompose_{convention}_s"] = round(seconds, 3)
         result[f"decompose_over_encode_{convention}"] = round(seconds / encode_s, 3)
         result[f"decompose_{convention}_max_relative_error"] = float(f"{rel:.2e}")
-        # the same ratio from back-to-back pairs (encode, then decompose), median over the pairs: a machine that
-        # slows down or speeds up between the two best-of loops above shifts that ratio, not this one
-        pairs = [paired_ratio(model, images, convention) for _ in range(args.repeats)]
+        pairs = [d / e for d, e in zip(times[convention], times["encode"])]  # each round's own ratio
         result[f"decompose_over_encode_{convention}_paired_median"] = round(statistics.median(pairs), 3)
     del model
 

@@ -12,7 +12,7 @@ import time
 def best_time(fn, repeats: int) -> float:
     """Seconds for the fastest of `repeats` calls of fn(), after one warm-up call (one-off costs left out).
 
-    Used by: benchmarks/decompose_cost.py and compare_maps.map_costs (which benchmarks/legrad_cost.py uses).
+    Used by: compare_maps.map_costs (which benchmarks/legrad_cost.py uses).
     """
     fn()
     times = []

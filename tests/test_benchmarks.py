@@ -19,7 +19,7 @@ def test_zero_shot_throughput_runs_and_ends_with_json():
 
 def test_decompose_cost_runs_and_ends_with_json():
     proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "decompose_cost.py"), "--batch-size", "2",
-                           "--repeats", "1", "--images", "8", "12", "--memory-batch-size", "4",
+                           "--repeats", "2", "--images", "8", "12", "--memory-batch-size", "4",
                            "--memory-resolution", "32"],
                           capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stderr
@@ -30,6 +30,13 @@ def test_decompose_cost_runs_and_ends_with_json():
         assert result[f"decompose_over_encode_{convention}_paired_median"] > 0
     assert result["head_contributions_8_images_peak_rss_gb"] > 0 and result["head_contributions_12_images_store_gb"] > 0
     assert result["peak_growth"] > 0
+    assert result["rounds"] == 2  # every round times encode_image and both conventions back to back
+
+
+def test_decompose_cost_refuses_zero_rounds():
+    proc = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "decompose_cost.py"), "--repeats", "0"],
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 2 and "--repeats must be at least 1" in proc.stderr
 
 
 def test_legrad_cost_runs_and_ends_with_json():
