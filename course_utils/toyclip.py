@@ -10,6 +10,7 @@ The loss is notebook 02's (`contrastive.clip_loss`).
 from __future__ import annotations
 
 import argparse
+import json
 import dataclasses
 import math
 import multiprocessing
@@ -277,7 +278,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
           out: Path | None = CHECKPOINT, log_every: int = 100, eval_every: int = 500, threads: int | None = None,
           aux_token_mean: float = 1.0, aux_patches: float = 1.0, twin_fraction: float = 0.0, workers: int = 1,
           device: str = "cpu", foils: bool = True, property_captions: float = 0.15, background_patches: bool = False,
-          patch_blocks: int = 1):
+          patch_blocks: int = 1, centre_text: bool = False):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -293,6 +294,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     background.", BACKGROUND_PROMPT), so that background tokens stop reading as the objects' classes (tried, see
     data/README.md). patch_blocks: the patch objective reads the patch tokens after each of the last `patch_blocks`
     blocks (averaged), not only the last: LeGrad on the last two blocks reads both (tried, see data/README.md).
+    centre_text: after the last step, centre_text_space (tried, see data/README.md).
     `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
     Used by: python -m course_utils.toyclip train (it made data/toyclip.pt) and tests/test_toyclip.py.
@@ -362,10 +364,35 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
             bar.write(f"step {step + 1:5d}  quick zero-shot on 500 test images: top-1 {top1:.3f}, top-5 {top5:.3f}")
             model.train()
     model = model.eval().cpu()
+    if centre_text:
+        print("centred the text space:", centre_text_space(model))
     if out is not None:
         save(model, out)
         print(f"saved {out} ({out.stat().st_size / 2**20:.1f} MiB) after {time.perf_counter() - start:.0f}s")
     return model, losses
+
+
+@torch.no_grad()
+def centre_text_space(model, classes=tw.CLASSES) -> dict:
+    """Take the direction that every class prompt shares out of the text projection: P <- P (I - u u^T), with u the
+    unit mean of the class prompts' embeddings ("a photo of a red star.", ...). Every text embedding loses its
+    component along u; the class prompts' mean becomes (nearly) zero. Returns the mean's norm before and after.
+
+    Why it is offered (data/README.md, "Centring the text space"): a component that all class prompts share adds
+    almost the same logit to every class, so training hardly constrains it, yet LeGrad's absolute map differentiates
+    it too, and in ToyCLIP it lights up every object. Tried, not in the bundled recipe.
+    Used by: train (centre_text) and python -m course_utils.toyclip centre.
+    """
+    def class_mean() -> torch.Tensor:  # [d]: the mean of the unit class-prompt embeddings
+        return zero_shot_classifier(model, classes).float().mean(dim=0)
+
+    before = class_mean()
+    u = before / before.norm()  # [d]
+    P = model.text_projection  # [width, d]
+    edited = P.float() - (P.float() @ u)[:, None] * u[None, :]  # P u = 0 afterwards
+    P.copy_(edited.to(P.dtype))
+    return dict(class_mean_norm_before=round(before.norm().item(), 4),
+                class_mean_norm_after=round(class_mean().norm().item(), 4))
 
 
 def save(model, path: Path) -> None:
@@ -566,7 +593,8 @@ def evaluate(path: Path = CHECKPOINT, n_test: int = 2000, n_scenes: int = 300, n
 
 
 def main(argv=None) -> int:
-    """python -m course_utils.toyclip train | evaluate: reproduce data/toyclip.pt, or measure a checkpoint.
+    """python -m course_utils.toyclip train | evaluate | centre: reproduce data/toyclip.pt, measure a checkpoint, or
+    write a copy of one with its text space centred (centre_text_space).
 
     Used by: python -m course_utils.toyclip.
     """
@@ -591,6 +619,8 @@ def main(argv=None) -> int:
                    help="the patch objective also reads untouched patches as their background's prompt")
     t.add_argument("--patch-blocks", type=int, default=1,
                    help="the patch objective reads the patch tokens of the last N blocks (1: the last only)")
+    t.add_argument("--centre-text", action="store_true",
+                   help="after training, take the class prompts' shared direction out of the text projection")
     t.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes drawing the scenes")
     t.add_argument("--device", default="cpu", help="cpu (reproducible, the bundled recipe) or cuda")
     e = sub.add_parser("evaluate", help="zero-shot accuracy, pointing game, size and speed; last line is JSON")
@@ -598,12 +628,22 @@ def main(argv=None) -> int:
     e.add_argument("--n-test", type=int, default=2000)
     e.add_argument("--n-scenes", type=int, default=300)
     e.add_argument("--n-role-scenes", type=int, default=2000, help="scenes for TextSpan's head roles")
+    c = sub.add_parser("centre", help="write a copy of a checkpoint with its text space centred on the class prompts")
+    c.add_argument("--checkpoint", type=Path, default=CHECKPOINT)
+    c.add_argument("--out", type=Path, required=True, help="where to write the centred copy (never the input)")
     args = parser.parse_args(argv)
+    if args.cmd == "centre":
+        if args.out.resolve() == args.checkpoint.resolve():
+            parser.error(f"--out {args.out} is the input checkpoint; write the centred copy somewhere else.")
+        model, _ = load_clip(args.checkpoint, device="cpu")
+        print(json.dumps(centre_text_space(model)))
+        save(model, args.out)
+        return 0
     if args.cmd == "train":
         train(args.steps, args.batch_size, args.scenes, seed=args.seed, out=args.out, aux_token_mean=args.aux_token_mean,
               aux_patches=args.aux_patches, twin_fraction=args.twin_fraction, workers=args.workers, device=args.device,
               foils=args.foils, property_captions=args.property_captions, background_patches=args.background_patches,
-              patch_blocks=args.patch_blocks)
+              patch_blocks=args.patch_blocks, centre_text=args.centre_text)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)
     print_result(result)

@@ -41,6 +41,10 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert losses != toyclip.train(**{**kw, "background_patches": True})[1]
     assert losses != toyclip.train(**{**kw, "patch_blocks": 2})[1]
     assert losses == toyclip.train(**kw)[1]
+    centred, centred_losses = toyclip.train(**{**kw, "centre_text": True})
+    assert centred_losses == losses  # the centring comes after the last step and edits the text projection only
+    plain = model.state_dict()
+    assert [k for k, v in centred.state_dict().items() if not torch.equal(v, plain[k])] == ["text_projection"]
     with pytest.raises(ValueError, match="patch_blocks=7, but ToyCLIP's image tower has 6 blocks"):
         toyclip.train(**{**kw, "patch_blocks": 7})
     images = to_input(pil_batch(tw.random_scene(i).image for i in range(3)))
@@ -52,6 +56,33 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
         assert patches.shape == (2, 3, 64, model.visual.proj.shape[1])  # the last block's patches first
         visual = model.visual
         torch.testing.assert_close(patches[0], visual.ln_post(last[-1][:, 1:]) @ visual.proj, atol=1e-5, rtol=1e-5)
+
+def test_centre_text_space_takes_out_the_direction_every_class_prompt_shares():
+    model = models.build(models.TOYCLIP, seed=0).eval()
+    before = zero_shot.zero_shot_classifier(model, tw.CLASSES)  # [100, d], unit rows
+    u = torch.nn.functional.normalize(before.mean(dim=0), dim=0)
+    report = toyclip.centre_text_space(model)
+    assert report["class_mean_norm_before"] > 0.1 and report["class_mean_norm_after"] < 0.1 * report["class_mean_norm_before"]
+    assert (model.text_projection @ u).abs().max() < 1e-5  # nothing along u is left in any text embedding
+    after = zero_shot.zero_shot_classifier(model, tw.CLASSES)
+    # and nothing else changes: each embedding is the old one with its u component removed, renormalised
+    expected = torch.nn.functional.normalize(before - (before @ u)[:, None] * u, dim=-1)
+    torch.testing.assert_close(after, expected, atol=1e-5, rtol=1e-5)
+
+
+def test_centre_command_writes_a_centred_copy_and_never_overwrites_its_input(tmp_path):
+    out = tmp_path / "centred.pt"
+    command = [sys.executable, "-m", "course_utils.toyclip", "centre", "--out"]
+    proc = subprocess.run(command + [str(out)], capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(proc.stdout.strip().splitlines()[-1])
+    assert report["class_mean_norm_after"] < 0.05 < report["class_mean_norm_before"]
+    model, _ = load_clip(out, device="cpu")
+    mean = zero_shot.zero_shot_classifier(model, tw.CLASSES).float().mean(dim=0)
+    assert mean.norm() < 0.05  # the copy loads and is centred (fp16 weights, as saved)
+    refused = subprocess.run(command + [str(toyclip.CHECKPOINT)], capture_output=True, text=True, timeout=300)
+    assert refused.returncode == 2 and "is the input checkpoint" in refused.stderr
+
 
 def test_patch_labels_mark_the_patches_an_object_covers():
     scene = tw.draw_scene([dict(color="red", shape="square", size="large", region=(0, 0)),
