@@ -18,6 +18,10 @@ method's own scores for that prompt) or *relative to the prompt set* (minus the 
 prompts, which removes what every prompt lights up). TextSpan's default is relative and LeGrad's is absolute, so each
 is also scored the other way: `textspan_absolute`, `legrad_last2_relative`, `legrad_all_relative`. (LeGrad's min-max
 step doesn't matter here: every score below ranks pixels within one map, and min-max keeps that order.)
+`legrad_last2_centred` changes the prompt, not the map: LeGrad (last two blocks) for each prompt minus the mean of
+the 100 class prompts, renormalised, so what every prompt shares is not asked about. TextSpan's map is linear in the
+prompt, so for TextSpan that is its relative map, up to a positive factor per prompt (the same scores); for LeGrad
+it costs one map per prompt, not 100.
 Chance, measured: `centre_prior` (highest at the image centre) and `random_map` (seeded noise on the model's patch
 grid) ignore the prompt and the image. Every result also says where the misses landed: on the scene's other object
 (the map answered the wrong prompt) or on the background (within the same tolerance as the hits).
@@ -52,8 +56,8 @@ from .zero_shot import zero_shot_classifier
 
 METHODS = ("textspan", "legrad_last2", "legrad_all", "raw_attention", "rollout")
 # Both methods under both normalisations, and the chance level measured with two maps that ignore prompt and image
-FAIR_METHODS = ("textspan", "textspan_absolute", "legrad_last2", "legrad_last2_relative", "legrad_all",
-                "legrad_all_relative", "centre_prior", "random_map")
+FAIR_METHODS = ("textspan", "textspan_absolute", "legrad_last2", "legrad_last2_relative", "legrad_last2_centred",
+                "legrad_all", "legrad_all_relative", "centre_prior", "random_map")
 ALL_METHODS = tuple(dict.fromkeys(METHODS + FAIR_METHODS))
 N_SCENES = 250  # two objects each: 500 scored maps
 
@@ -135,6 +139,8 @@ def method_maps(method: str, model, image: torch.Tensor, prompts: torch.Tensor, 
         return (every - every.mean(dim=0, keepdim=True))[labels]
     if method == "legrad_last2":
         return legrad(model, image, prompts)
+    if method == "legrad_last2_centred":  # [P, d]: each prompt minus the class prompts' mean, back to unit length
+        return legrad(model, image, centred_prompts(prompts, class_emb))
     if method == "legrad_all":
         return legrad(model, image, prompts, layers=blocks)
     if method == "centre_prior":
@@ -147,6 +153,15 @@ def method_maps(method: str, model, image: torch.Tensor, prompts: torch.Tensor, 
     if method == "rollout":
         return rollout(model, image).expand(len(labels), -1, -1)
     raise ValueError(f"unknown method {method!r}; choose from {', '.join(ALL_METHODS)}.")
+
+
+def centred_prompts(prompts: torch.Tensor, class_emb: torch.Tensor) -> torch.Tensor:
+    """[P, d] unit prompts minus the mean of class_emb [C, d], renormalised: what every class prompt shares, removed.
+
+    For a map that is linear in the prompt (TextSpan's), this gives the relative map up to a positive factor.
+    Taught in: notebook 08, "The measured table, fair by construction".
+    """
+    return F.normalize(prompts - class_emb.mean(dim=0), dim=-1)
 
 
 def map_costs(model, image: torch.Tensor, prompts: torch.Tensor, repeats: int = 3) -> dict:

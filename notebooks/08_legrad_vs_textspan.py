@@ -286,9 +286,8 @@ plt.tight_layout(); plt.show()
 # %% [markdown]
 # ## 3 · Each method's premise, measured before any ranking
 #
-# Every attribution method assumes something about the model it explains. Where the assumption fails, the method's
-# score measures the model, not the method. So both premises are measured first, on the model loaded above, and
-# the table in the next section gets a verdict only if both hold.
+# Every attribution method assumes something about the model. Where that fails, its score measures the model, not
+# the method; so both premises are measured first, and the next section's table gets a verdict only if both hold.
 #
 # - **LeGrad's premise.** LeGrad differentiates $s_l \cdot t$, where $s_l$ reads block $l$ through the **mean of all its
 #   tokens**, then `ln_post` and `proj`. That score means something only if the token-mean readout lives in the text
@@ -318,8 +317,8 @@ for l, a in enumerate(acc["token_mean"]):
     print(f"  token mean after block {l:<2}                {100 * a:5.1f}%")
 
 # %% [markdown]
-# Then both premises with their bars, on the toy world the table below scores (in real mode drawn at the model's
-# resolution: TextSpan's head roles need the toy pool, whose properties the toy world knows).
+# Then both premises with their bars, on the toy world (drawn at the model's resolution in real mode: the head roles
+# need the toy pool).
 
 # %% tags=["varies"]
 checked = cm.premises(model, n_images=rehearsal_sized(300 if FAST else 500, 20),
@@ -364,6 +363,9 @@ print("  a head about one property alone would get, from the same pool: "
 # - **Both normalisations for both methods.** A map is *relative* (minus the mean of the maps of all 100 class prompts,
 #   which removes what every prompt lights up: TextSpan's default) or *absolute* (the method's own map for that prompt:
 #   LeGrad's default). So `textspan` / `textspan_absolute` and `legrad_last2_relative` / `legrad_last2`.
+# - **What every prompt shares.** `legrad_last2_centred` asks LeGrad about each prompt minus the mean class prompt:
+#   for TextSpan, linear in the prompt, that *is* the relative map. Pointing far above `legrad_last2` means LeGrad's
+#   absolute misses answer what all prompts share, not the prompt: see where they land.
 # - **Both LeGrads.** `legrad_last2` is the authors' package's default (its `layer_index=-2`); the LeGrad paper
 #   aggregates every layer: `legrad_all`.
 # - **Chance, measured.** `centre_prior` (highest at the image centre) and `random_map` (seeded noise on the patch
@@ -449,11 +451,10 @@ for ax in axes.flat: ax.axis("off")
 plt.tight_layout(); plt.show()
 
 # %% [markdown]
-# Read the maps for the true and the predicted class side by side: where the model confused two classes that share a
-# colour or a shape, both maps often light up the same object, because each class's direction is partly about the
-# shared property. Neither method needs the prediction to be right; both answer "where is X?" for any X you ask about.
-# One difference in what they need: LeGrad differentiates a score, so it applies to any ViT whose readout can be
-# compared with a target; TextSpan's maps need a text encoder that shares the image's embedding space.
+# Where the model confused two classes that share a colour or a shape, both maps often light up the same object: each
+# class's direction is partly about the shared property. Neither method needs the prediction to be right; both answer "where is X?" for any X you ask about.
+# LeGrad differentiates a score, so it applies to any ViT whose readout can be compared with a target; TextSpan's
+# maps need a text encoder sharing the image's embedding space.
 #
 # ## 6 · Next to the published numbers
 #
@@ -513,9 +514,9 @@ for n, c in by_count.items():
 # What to read off: a map that needs the model's output can't cost less than one forward pass, and our TextSpan map
 # costs about one, for any number of prompts. LeGrad adds a backward pass through every block it reads, whose work
 # grows with the prompts (legrad-torch reruns the whole model per prompt). So a speed ratio means little without its
-# prompt count. The decomposition in the authors' order costs more than ours because it projects every head-token
-# term from the residual width. A frames-per-second figure for "TextSpan" is a figure for one implementation, not for
-# the method. `benchmarks/legrad_cost.py` measures the same ratios on ViT-B/16, with `legrad-torch` beside ours.
+# prompt count. The authors' order costs more than ours: it projects every head-token term from the residual width.
+# A frames-per-second figure for "TextSpan" is a figure for one implementation, not for the method.
+# `benchmarks/legrad_cost.py` measures the same ratios on ViT-B/16, with `legrad-torch` beside ours.
 #
 # **Memory.** Peak extra memory of one call with 5 prompts, each method measured in a fresh Python process (a notebook
 # can't reset its own peak; the processes run side by side). In real mode the

@@ -122,6 +122,26 @@ def test_fair_scoring_both_normalisations_chance_maps_and_where_misses_land():
         assert results[m]["pointing_game"] == results[m]["misses_on_other_object"]
 
 
+def test_centred_prompts_give_textspan_its_relative_map_and_lift_legrads_absolute_pointing():
+    from course_utils import toyworld as tw
+    from course_utils.heatmaps import textspan_heatmap
+
+    model, preprocess = load_toyclip("cpu")
+    model = model.float()
+    image = preprocess(tw.random_scene(3).image)
+    texts = cm.class_embeddings(model)  # [100, d]
+    centred = cm.centred_prompts(texts[[4, 9]], texts)
+    torch.testing.assert_close(centred.norm(dim=-1), torch.ones(2))
+    # TextSpan's map is linear in the prompt: the centred prompt's map is the relative map times 1 / |t - mean|
+    factor = 1 / (texts[[4, 9]] - texts.mean(dim=0)).norm(dim=-1)
+    torch.testing.assert_close(textspan_heatmap(model, image, centred, relative=False),
+                               textspan_heatmap(model, image, texts)[[4, 9]] * factor[:, None, None],
+                               atol=1e-4, rtol=1e-4)
+    # what every class prompt shares is what LeGrad's absolute maps point at on the bundled model (data/README.md)
+    results = cm.compare(model, n_scenes=30, methods=("legrad_last2", "legrad_last2_centred"), progress=False)
+    assert results["legrad_last2_centred"]["pointing_game"] > results["legrad_last2"]["pointing_game"] + 0.2, results
+
+
 def test_both_premises_hold_on_the_bundled_toyclip_and_fail_on_untrained_weights():
     """The negative control is ToyCLIP's architecture untrained: its token mean reads nothing and no head has a role."""
     untrained = cm.premises(build(TOYCLIP, seed=1), n_images=300, n_scenes=300)
