@@ -414,9 +414,8 @@ ax.legend(fontsize=7, loc="lower right"); plt.tight_layout(); plt.show()
 # ⏩ *Skip if short on time: run these cells without stopping to discuss them; nothing later needs the discussion.*
 #
 # Heatmaps in papers and course notes are usually shown for images the model gets right. Yet a map is computed for a
-# *prompt*, whatever the model predicts: TextSpan's map for "a photo of a X" reads X's direction in what each patch
-# writes, and LeGrad differentiates X's score. So for an image the model gets wrong, both methods can show where they
-# see the true class and where they see the predicted one. Both maps below are relative to the class prompts.
+# *prompt*, whatever the model predicts. So for an image the model gets wrong, both methods can show where they see
+# the true class and where they see the predicted one. Both maps below are relative to the class prompts.
 
 # %% tags=["varies"]
 n_look = rehearsal_sized(200 if FAST else 1000, 20)
@@ -619,6 +618,7 @@ print(f"'a wrong prompt gives a weak map':  TextSpan {100 * wrong['textspan']['p
 # 4. The centre prior ignores prompt and image. Why does it score so low on two-object scenes, and what would a
 #    prompt-blind "find the salient object" map score on one-object scenes?
 # 5. Why does the notebook refuse to rank the methods when a premise fails, even if one method scores higher?
+# 6. For TextSpan, the map of a centred prompt is its relative map. Why is that not so for LeGrad?
 #
 # <details><summary>Answers</summary>
 #
@@ -632,6 +632,10 @@ print(f"'a wrong prompt gives a weak map':  TextSpan {100 * wrong['textspan']['p
 #    scores two-object scenes, and measures chance instead of assuming it.
 # 5. A method whose premise fails measures the model, not the method: LeGrad on a model whose token-mean readout is
 #    noise would lose to TextSpan on *any* scenes, and the ranking would say nothing about LeGrad.
+# 6. TextSpan's map is linear in the prompt: map(t − t̄) = map(t) − map(t̄), and map(t̄) is the mean of the class
+#    prompts' maps. LeGrad keeps only the positive part of each gradient (and min-max scales), so the map of a
+#    difference is not the difference of the maps. Its relative map also costs one map per class prompt; the centred
+#    prompt, one map.
 # </details>
 #
 # ## Further reading
