@@ -4,7 +4,7 @@
 
 openai's ViT-B/16 architecture with random weights (no download; cost doesn't depend on the weights), on CPU,
 one 224 px image and P unit text embeddings for each P in `--prompts`. legrad-torch runs on an open_clip copy of the
-*same* fp32 weights, so the benchmark also reports how far the two maps are apart. Each time is the best of
+*same* fp32 weights, so the benchmark also reports how far the two maps are apart (on the first 3 prompts). Each time is the best of
 `--repeats` after a warm-up, all in this run. Peak memory: the extra resident memory of one call at the largest P,
 each method in a fresh process (Linux; see compare_maps.peak_memory_mb).
 

@@ -55,7 +55,8 @@ from .textspan import ROLE_BAR, role_heads, toy_head_roles, toy_role_ceiling
 from .zero_shot import zero_shot_classifier
 
 METHODS = ("textspan", "legrad_last2", "legrad_all", "raw_attention", "rollout")
-# Both methods under both normalisations, and the chance level measured with two maps that ignore prompt and image
+# Both methods under both normalisations, LeGrad with the shared part of the prompts removed (a diagnosis, not ranked),
+# and the chance level measured with two maps that ignore prompt and image
 FAIR_METHODS = ("textspan", "textspan_absolute", "legrad_last2", "legrad_last2_relative", "legrad_last2_centred",
                 "legrad_all", "legrad_all_relative", "centre_prior", "random_map")
 ALL_METHODS = tuple(dict.fromkeys(METHODS + FAIR_METHODS))
@@ -159,7 +160,7 @@ def centred_prompts(prompts: torch.Tensor, class_emb: torch.Tensor) -> torch.Ten
     """[P, d] unit prompts minus the mean of class_emb [C, d], renormalised: what every class prompt shares, removed.
 
     For a map that is linear in the prompt (TextSpan's), this gives the relative map up to a positive factor.
-    Taught in: notebook 08, "The measured table, fair by construction".
+    Used by: method_maps ("legrad_last2_centred", in notebook 08's table, "The measured table, fair by construction").
     """
     return F.normalize(prompts - class_emb.mean(dim=0), dim=-1)
 
@@ -349,7 +350,9 @@ def verdict(results: dict, checked: dict, score: str = "pointing_game") -> str:
                            f"{_count(len(checked['textspan']['properties']), 'property')}; "
                            f"needs {checked['textspan']['bar']})"}
         return "No verdict: " + " and ".join(why[m] for m in failed) + " premise fails on this model."
-    scored = {name: [m for m in results if m.startswith(name)] for name in ("textspan", "legrad")}
+    # each method's own normalisations; legrad_last2_centred changes the prompt (a diagnosis), so it is not ranked
+    scored = {name: [m for m in results if m.startswith(name) and not m.endswith("_centred")]
+              for name in ("textspan", "legrad")}
     if not any(m in results for m in ("centre_prior", "random_map")) or not all(scored.values()):
         return "No verdict: score both methods and the chance maps (centre_prior, random_map) together."
     chance = chance_level(results, score)

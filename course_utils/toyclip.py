@@ -10,8 +10,8 @@ The loss is notebook 02's (`contrastive.clip_loss`).
 from __future__ import annotations
 
 import argparse
-import json
 import dataclasses
+import json
 import math
 import multiprocessing
 import os

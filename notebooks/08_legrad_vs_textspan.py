@@ -415,7 +415,7 @@ ax.legend(fontsize=7, loc="lower right"); plt.tight_layout(); plt.show()
 #
 # Heatmaps in papers and course notes are usually shown for images the model gets right. Yet a map is computed for a
 # *prompt*, whatever the model predicts. So for an image the model gets wrong, both methods can show where they see
-# the true class and where they see the predicted one. Both maps below are relative to the class prompts.
+# the true class and where they see the predicted one. Both maps below are relative to this test set's class prompts.
 
 # %% tags=["varies"]
 n_look = rehearsal_sized(200 if FAST else 1000, 20)
@@ -451,9 +451,9 @@ plt.tight_layout(); plt.show()
 
 # %% [markdown]
 # Where the model confused two classes that share a colour or a shape, both maps often light up the same object: each
-# class's direction is partly about the shared property. Neither method needs the prediction to be right; both answer "where is X?" for any X you ask about.
-# LeGrad differentiates a score, so it applies to any ViT whose readout can be compared with a target; TextSpan's
-# maps need a text encoder sharing the image's embedding space.
+# class's direction is partly about the shared property. Neither method needs the prediction to be right; both answer
+# "where is X?" for any X you ask about. LeGrad differentiates a score, so it applies to any ViT whose readout can be
+# compared with a target; TextSpan's maps need a text encoder sharing the image's embedding space.
 #
 # ## 6 · Next to the published numbers
 #
@@ -489,11 +489,10 @@ for method, row in published.items():
 # A speed claim ("TextSpan is faster", or frames per second for LeGrad against TextSpan) depends on what is timed,
 # and on how many prompts. Here every way of making a map runs on the same model, image and prompts, in this run: a
 # plain forward pass (the floor of any map that reads the model's output); our TextSpan map (one forward pass, then
-# the texts through each head's readout); the decomposition in the authors'
-# order of work (every head-token term in the residual width first, then `ln_post` and `proj` on each:
-# `decompose.unfolded_decompose`, without notebook 05's folding); our LeGrad (last two blocks, every block); and the
-# authors' `legrad-torch` where it is installed. First 5 prompts, then the ratios at 1, 5 and all 100 class prompts:
-# a relative map (section 4) needs every one of them.
+# the texts through each head's readout); the decomposition in the authors' order of work (every head-token term in
+# the residual width first, then `ln_post` and `proj` on each: `decompose.unfolded_decompose`, without notebook 05's
+# folding); our LeGrad (last two blocks, every block); and the authors' `legrad-torch` where it is installed. First
+# 5 prompts, then the ratios at 1, 5 and all 100 class prompts: a relative map (section 4) needs every one of them.
 
 # %% tags=["varies"]
 counts = (1, 5, rehearsal_sized(len(class_emb), 10))   # the last: every class prompt

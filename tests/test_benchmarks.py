@@ -31,6 +31,9 @@ def test_decompose_cost_runs_and_ends_with_json():
     assert result["head_contributions_8_images_peak_rss_gb"] > 0 and result["head_contributions_12_images_store_gb"] > 0
     assert result["peak_growth"] > 0
     assert result["rounds"] == 2  # every round times encode_image and both conventions back to back
+    for convention in ("paper", "centred"):  # the best-of ratio is the fastest decompose over the fastest encode
+        ratio = result[f"decompose_{convention}_s"] / result["encode_image_s"]  # rounded seconds: about 1% off
+        assert abs(result[f"decompose_over_encode_{convention}"] - ratio) < 0.05 * ratio
 
 
 def test_decompose_cost_refuses_zero_rounds():

@@ -184,6 +184,9 @@ def test_no_verdict_where_a_premise_fails_and_a_ranking_where_both_hold():
         "No verdict: score both methods and the chance maps")
     weak = {**results, "legrad_all_relative": dict(pointing_game=0.12)}
     assert "legrad_all_relative (0.120) is not" in cm.verdict(weak, both)
+    # the centred-prompt row is a diagnosis that changes the prompt: it is never the one ranked
+    diagnosed = {**results, "legrad_last2_centred": dict(pointing_game=0.99)}
+    assert cm.verdict(diagnosed, both).startswith("textspan (0.950) ahead of legrad_all_relative (0.850)")
 
 
 def test_notebook_08_gives_no_verdict_on_a_model_whose_premises_fail(tmp_path):
