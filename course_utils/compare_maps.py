@@ -55,7 +55,9 @@ from .textspan import ROLE_BAR, role_heads, toy_head_roles, toy_role_ceiling
 from .zero_shot import zero_shot_classifier
 
 METHODS = ("textspan", "legrad_last2", "legrad_all", "raw_attention", "rollout")
-# Both methods under both normalisations, LeGrad with the shared part of the prompts removed (a diagnosis, not ranked),
+# Maps that change the prompt rather than normalise the map: scored to explain a result, never ranked by `verdict`
+DIAGNOSES = ("legrad_last2_centred",)
+# Both methods under both normalisations, LeGrad with the shared part of the prompts removed (a diagnosis),
 # and the chance level measured with two maps that ignore prompt and image
 FAIR_METHODS = ("textspan", "textspan_absolute", "legrad_last2", "legrad_last2_relative", "legrad_last2_centred",
                 "legrad_all", "legrad_all_relative", "centre_prior", "random_map")
@@ -187,6 +189,22 @@ def map_costs(model, image: torch.Tensor, prompts: torch.Tensor, repeats: int = 
     else:
         costs["legrad_torch"] = best_time(lambda: theirs(image, prompts), repeats)
     return costs
+
+
+def cost_ratios(costs: dict) -> dict:
+    """map_costs' seconds -> the ratios the comparison quotes: TextSpan over our LeGrad (last two blocks, every
+    block) and over a forward pass, our LeGrad over legrad-torch (None where it wasn't measured), and the authors'
+    order of work over a forward pass.
+
+    Taught in: notebook 08, "Time and memory per map". Used by: benchmarks/legrad_cost.py.
+    """
+    forward, textspan, ours = costs["encode_image"], costs["textspan_map"], costs["legrad_last2"]
+    theirs = costs["legrad_torch"]
+    return dict(ours_over_legrad_torch=ours / theirs if theirs else None,
+                textspan_over_legrad=textspan / ours,  # LeGrad on the last two blocks (legrad-torch's default)
+                textspan_over_legrad_all_layers=textspan / costs["legrad_all"],  # every block (LeGrad's paper)
+                textspan_over_encode_image=textspan / forward,  # 1.0 would be a plain forward pass
+                unfolded_decomposition_over_encode_image=costs["unfolded_decomposition"] / forward)
 
 
 def class_embeddings(model) -> torch.Tensor:
@@ -350,9 +368,7 @@ def verdict(results: dict, checked: dict, score: str = "pointing_game") -> str:
                            f"{_count(len(checked['textspan']['properties']), 'property')}; "
                            f"needs {checked['textspan']['bar']})"}
         return "No verdict: " + " and ".join(why[m] for m in failed) + " premise fails on this model."
-    # each method's own normalisations; legrad_last2_centred changes the prompt (a diagnosis), so it is not ranked
-    scored = {name: [m for m in results if m.startswith(name) and not m.endswith("_centred")]
-              for name in ("textspan", "legrad")}
+    scored = {name: [m for m in results if m.startswith(name) and m not in DIAGNOSES] for name in ("textspan", "legrad")}
     if not any(m in results for m in ("centre_prior", "random_map")) or not all(scored.values()):
         return "No verdict: score both methods and the chance maps (centre_prior, random_map) together."
     chance = chance_level(results, score)

@@ -503,10 +503,10 @@ for name, seconds in costs.items():
         print(f"  {name:<24} {1000 * seconds:8.1f} ms  {1 / seconds:8.1f} per second  {seconds / base:6.2f} x a forward pass")
 if costs["legrad_torch"] is None:
     print("  legrad_torch: not measured here:", costs["legrad_torch_missing"])
-for n, c in by_count.items():
-    theirs = f"{c['legrad_last2'] / c['legrad_torch']:.2f}" if c["legrad_torch"] else "not measured"
-    print(f"{n:>3} prompt{'s' if n > 1 else ' '}: TextSpan / our LeGrad {c['textspan_map'] / c['legrad_last2']:.2f} (last 2 blocks), "
-          f"{c['textspan_map'] / c['legrad_all']:.2f} (every block); our LeGrad / legrad-torch {theirs}")
+for n, r in ((n, cm.cost_ratios(c)) for n, c in by_count.items()):
+    theirs = f"{r['ours_over_legrad_torch']:.2f}" if r["ours_over_legrad_torch"] else "not measured"
+    print(f"{n:>3} prompt{'s' if n > 1 else ' '}: TextSpan / our LeGrad {r['textspan_over_legrad']:.2f} (last 2 blocks), "
+          f"{r['textspan_over_legrad_all_layers']:.2f} (every block); our LeGrad / legrad-torch {theirs}")
 
 # %% [markdown]
 # What to read off: a map that needs the model's output can't cost less than one forward pass, and our TextSpan map

@@ -170,6 +170,15 @@ def test_map_costs_time_every_way_of_making_a_map():
         assert costs["legrad_torch_missing"]
 
 
+def test_cost_ratios_divide_the_right_way_round():
+    costs = dict(encode_image=1.0, textspan_map=1.1, legrad_last2=2.2, legrad_all=5.5, unfolded_decomposition=2.0,
+                 legrad_torch=11.0)
+    r = cm.cost_ratios(costs)
+    assert r == pytest.approx(dict(ours_over_legrad_torch=0.2, textspan_over_legrad=0.5, textspan_over_legrad_all_layers=0.2,
+                                   textspan_over_encode_image=1.1, unfolded_decomposition_over_encode_image=2.0))
+    assert cm.cost_ratios({**costs, "legrad_torch": None})["ours_over_legrad_torch"] is None
+
+
 def test_no_verdict_where_a_premise_fails_and_a_ranking_where_both_hold():
     """A premise failing (here LeGrad's, as measured on untrained weights) means no ranking at all."""
     checked = cm.premises(build(TOYCLIP, seed=1), n_images=300, n_scenes=300)
