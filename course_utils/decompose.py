@@ -25,7 +25,8 @@ notebook 05 ("Two ways to share the mean") puts the two side by side.
 
 Folding (why this costs little more than a forward pass): γ and proj (and, centred, the centring) are one matrix
 G [D, d], and W_O,h @ G is one matrix per head, [d_h, d]. Each head's value vectors go through that once, instead
-of every [D] contribution going through ln_post and proj.
+of every [D] contribution going through ln_post and proj. The parts' constant shares (bias, μ, β) ride in the
+same matmul as three extra columns, so the [B, L, N, H, d] result is written once.
 
 Scale:
 - unnormalised (`normalize=False`): the parts sum to `model.encode_image(images)` (norm ≈ 10-30 in real CLIP);
@@ -41,7 +42,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from einops import rearrange
+from einops import rearrange, repeat
 from torch.utils.data import DataLoader
 from tqdm.auto import tqdm
 
@@ -191,20 +192,23 @@ def _sigma(residual: torch.Tensor, eps: float) -> torch.Tensor:
 def _part_constants(visual, G: torch.Tensor, beta: torch.Tensor, final_cls: torch.Tensor, embedding: torch.Tensor,
                     shape: tuple[int, int, int], normalize: bool, convention: str):
     """The per-image bookkeeping every part shares. final_cls [B, D], embedding [B, d], shape (L, N, H) ->
-    scale [B, 1] = 1 / (σ · ‖embedding‖); attn_const [B, d], one (layer, token, head) part's share of the constants;
-    mlp_const [B, d], one embedding/MLP term's share; norm [B, 1] (ones when normalize=False)."""
+    scale [B, 1] = 1 / (σ · ‖embedding‖); per_image [B, 2] = (1 / ‖embedding‖, μ · scale) and shared [2, d], so that
+    one (layer, token, head) part's share of the constants is  per_image @ shared  (two numbers per image times
+    two fixed vectors, β @ proj and γ @ proj); mlp_const [B, d], one embedding/MLP term's share; norm [B, 1] (ones
+    when normalize=False)."""
     L, N, H = shape
     final_cls = final_cls.float()
     sigma = _sigma(final_cls, visual.ln_post.eps)[:, None]  # [B, 1]: the image's own σ
     norm = embedding.norm(dim=-1, keepdim=True) if normalize else torch.ones_like(sigma)  # [B, 1]
     scale = 1 / (sigma * norm)
-    if convention == "centred":  # β @ proj split evenly over every part; the centring is already inside G
-        share = beta / (L * N * H + L + 1) / norm  # [B, d]
-        return scale, share, share, norm
-    # paper: the 2L + 1 terms each take 1/(2L+1) of  −μ γ/σ @ proj + β @ proj;  an attention layer's, over N·H
     mu = final_cls.mean(dim=-1, keepdim=True)  # [B, 1]: the image's own mean
-    term = (beta / norm - mu * scale * G.sum(dim=0)) / (2 * L + 1)  # [B, d]; G.sum(0) = γ @ proj
-    return scale, term / (N * H), term, norm
+    per_image = torch.cat([1 / norm, mu * scale], dim=1)  # [B, 2]
+    if convention == "centred":  # β @ proj split evenly over every part; the centring is already inside G (no μ)
+        shared = torch.stack([beta, torch.zeros_like(beta)]) / (L * N * H + L + 1)  # [2, d]
+        return scale, per_image, shared, per_image @ shared, norm
+    # paper: the 2L + 1 terms each take 1/(2L+1) of  β @ proj − μ γ/σ @ proj;  an attention layer's, over N·H
+    shared = torch.stack([beta, -G.sum(dim=0)]) / (2 * L + 1)  # [2, d]; G.sum(0) = γ @ proj
+    return scale, per_image, shared / (N * H), per_image @ shared, norm
 
 
 def _direct_parts(visual, images: torch.Tensor, normalize: bool, convention: str) -> dict:
@@ -226,12 +230,16 @@ def _direct_parts(visual, images: torch.Tensor, normalize: bool, convention: str
     G, beta = folded_readout(visual, convention)
     L, (B, H, N, _) = len(values), values[0].shape
     # ln_post's 1/σ (and 1/‖embedding‖ if normalised); each part's share of the constants (μ and β, or β alone)
-    scale, attn_const, mlp_const, norm = _part_constants(visual, G, beta, final_cls, full_embedding, (L, N, H),
-                                                        normalize, convention)
-    consts = [(block.attn.out_proj.bias @ G) / (N * H) * scale + attn_const  # [B, d]: bias + constant shares
-              for block in visual.transformer.resblocks]
-    return dict(rows=rows, values=values, mlp_cls=mlp_cls, G=G, scale=scale, consts=consts, mlp_const=mlp_const,
-                embedding=full_embedding / norm, readouts=layer_readouts(visual, G, convention), shape=(B, L, N, H))
+    scale, per_image, shared, mlp_const, norm = _part_constants(visual, G, beta, final_cls, full_embedding,
+                                                               (L, N, H), normalize, convention)
+    # One attention part's constant share in layer l: its bias share b_O,l G / (N·H), scaled like the part, plus
+    # the μ and β shares: three numbers per image (coeffs) times three fixed vectors per layer (const_rows).
+    coeffs = torch.cat([scale, per_image], dim=1)  # [B, 3]
+    const_rows = [torch.cat([(block.attn.out_proj.bias @ G)[None] / (N * H), shared])  # L x [3, d]
+                  for block in visual.transformer.resblocks]
+    return dict(rows=rows, values=values, mlp_cls=mlp_cls, G=G, scale=scale, coeffs=coeffs, const_rows=const_rows,
+                consts=[coeffs @ r for r in const_rows], mlp_const=mlp_const, embedding=full_embedding / norm,
+                readouts=layer_readouts(visual, G, convention), shape=(B, L, N, H))
 
 
 @torch.no_grad()
@@ -246,10 +254,16 @@ def decompose(model, images: torch.Tensor, normalize: bool = False, convention: 
     (B, L, N, H), G, scale = parts["shape"], parts["G"], parts["scale"]
     # Stored head-major so each layer is one batched matmul written in place; `attn` is a permuted view.
     store = torch.empty(L, H, B * N, G.shape[1], dtype=G.dtype, device=G.device)
-    for l, (row, v, M, const) in enumerate(zip(parts["rows"], parts["values"], parts["readouts"], parts["consts"])):
+    # The constants ride in the same matmul: each row's 3 extra columns (its image's coeffs) meet 3 extra rows of
+    # the readout (const_rows), so the result is written once, with no separate pass to add them.
+    d_h = parts["values"][0].shape[-1]
+    lhs = torch.empty(H, B * N, d_h + 3, dtype=G.dtype, device=G.device)
+    lhs[..., d_h:] = repeat(parts["coeffs"], "b c -> h (b n) c", h=H, n=N)
+    for l, (row, v, M, extra) in enumerate(zip(parts["rows"], parts["values"], parts["readouts"], parts["const_rows"])):
         weighted = (row * scale[:, :, None])[..., None] * v  # [B, H, N, d_h]: p[CLS, j] v_j / σ
-        const = const.repeat_interleave(N, dim=0)  # [B·N, d]
-        torch.baddbmm(const, rearrange(weighted, "b h n k -> h (b n) k"), M, out=store[l])  # M = W_O,h G
+        lhs[..., :d_h] = rearrange(weighted, "b h n k -> h (b n) k")
+        rhs = torch.cat([M, repeat(extra, "c d -> h c d", h=H)], dim=1)  # [H, d_h + 3, d]; M = W_O,h G
+        torch.bmm(lhs, rhs, out=store[l])
     attn = rearrange(store, "l h (b n) d -> b l n h d", b=B)  # [B, L, N, H, d] (a view, no copy)
     mlp = torch.stack(parts["mlp_cls"], dim=1) @ G * scale[:, :, None] + parts["mlp_const"][:, None]  # [B, L + 1, d]
     return Decomposition(attn, mlp, parts["embedding"])
@@ -354,8 +368,9 @@ def head_contributions(model, data, preprocess=None, batch_size: int = 16, norma
                 self_terms.append(probs[:, :, 0, 0, None] * v[:, :, 0])  # [B, H, d_h]: the j = CLS term alone
                 mlp_terms.append(mlp_out[:, 0])
             embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]
-            scale, attn_const, mlp_const, _ = _part_constants(visual, G, beta, x[:, 0], embedding, (L, N, H), normalize,
-                                                              convention)
+            scale, per_image, shared, mlp_const, _ = _part_constants(visual, G, beta, x[:, 0], embedding, (L, N, H),
+                                                                     normalize, convention)
+            attn_const = per_image @ shared  # [B, d]: one (token, head) part's share of μ and β
             heads = torch.stack([torch.einsum("bhk,hkd->bhd", p, M) + b / H
                                  for p, M, b in zip(pooled, readouts, out_bias)], 1)
             heads = heads * scale[:, :, None, None] + N * attn_const[:, None, None]  # [B, L, H, d]: N tokens' shares
