@@ -204,10 +204,10 @@ def _part_constants(visual, G: torch.Tensor, beta: torch.Tensor, final_cls: torc
     mu = final_cls.mean(dim=-1, keepdim=True)  # [B, 1]: the image's own mean
     per_image = torch.cat([1 / norm, mu * scale], dim=1)  # [B, 2]
     if convention == "centred":  # β @ proj split evenly over every part; the centring is already inside G (no μ)
-        shared = torch.stack([beta, torch.zeros_like(beta)]) / (L * N * H + L + 1)  # [2, d]
+        shared = torch.stack([beta, torch.zeros_like(beta)]).float() / (L * N * H + L + 1)  # [2, d]
         return scale, per_image, shared, per_image @ shared, norm
     # paper: the 2L + 1 terms each take 1/(2L+1) of  β @ proj − μ γ/σ @ proj;  an attention layer's, over N·H
-    shared = torch.stack([beta, -G.sum(dim=0)]) / (2 * L + 1)  # [2, d]; G.sum(0) = γ @ proj
+    shared = torch.stack([beta, -G.sum(dim=0)]).float() / (2 * L + 1)  # [2, d]; G.sum(0) = γ @ proj
     return scale, per_image, shared / (N * H), per_image @ shared, norm
 
 
@@ -262,7 +262,7 @@ def decompose(model, images: torch.Tensor, normalize: bool = False, convention: 
     for l, (row, v, M, extra) in enumerate(zip(parts["rows"], parts["values"], parts["readouts"], parts["const_rows"])):
         weighted = (row * scale[:, :, None])[..., None] * v  # [B, H, N, d_h]: p[CLS, j] v_j / σ
         lhs[..., :d_h] = rearrange(weighted, "b h n k -> h (b n) k")
-        rhs = torch.cat([M, repeat(extra, "c d -> h c d", h=H)], dim=1)  # [H, d_h + 3, d]; M = W_O,h G
+        rhs = torch.cat([M, repeat(extra.to(M.dtype), "c d -> h c d", h=H)], dim=1)  # [H, d_h + 3, d]; M = W_O,h G
         torch.bmm(lhs, rhs, out=store[l])
     attn = rearrange(store, "l h (b n) d -> b l n h d", b=B)  # [B, L, N, H, d] (a view, no copy)
     mlp = torch.stack(parts["mlp_cls"], dim=1) @ G * scale[:, :, None] + parts["mlp_const"][:, None]  # [B, L + 1, d]
