@@ -313,6 +313,59 @@ def role_heads(roles: dict, bar: float = ROLE_BAR) -> list[str]:
     return [head for head, r in roles.items() if r["share"] >= bar and r["property"] in ROLE_PROPERTIES]
 
 
+def confirmed_role_heads(roles: dict, truth: dict, bar: float = ROLE_BAR) -> list[str]:
+    """The role heads (role_heads) whose role the scenes confirm: the property TextSpan's texts name also explains at
+    least `bar` of the head's output variance (truth: head_property_shares). A head can write along a property's
+    words and vary with something else; TextSpan alone would still name it by those words.
+
+    Taught in: notebook 08, "Each method's premise, measured before any ranking".
+    """
+    return [head for head in role_heads(roles, bar) if truth[head].get(roles[head]["property"], 0.0) >= bar]
+
+
+def explained_share(outputs: torch.Tensor, values: list) -> float:
+    """The share of the variance of `outputs` [n, d] that one categorical property explains: R² of the least-squares
+    fit of the outputs from the property's one-hot code (`values`, n labels), i.e. the variance of the per-value
+    means over the total variance. 1: the outputs are a function of the property; 0: they don't depend on it.
+
+    Used by: head_property_shares.
+    """
+    y = outputs.double() - outputs.double().mean(dim=0)  # [n, d]
+    codes = {v: i for i, v in enumerate(sorted(set(values)))}
+    index = torch.tensor([codes[v] for v in values])
+    means = torch.zeros(len(codes), y.shape[1], dtype=y.dtype).index_add_(0, index, y)
+    means /= torch.bincount(index, minlength=len(codes))[:, None]  # [values, d]: each value's mean output
+    return float((means[index] ** 2).sum() / (y ** 2).sum())
+
+
+PROPERTIES_OF_SCENES = ("colour", "shape", "size", "position", "background", "count")  # head_property_shares' keys
+SPLIT_SEED_PROPERTIES = 900_000  # head_property_shares' scenes: far from training's (0-119,999) and toyworld's splits
+
+
+def head_property_shares(model, n_scenes: int = 2000, layers=None) -> dict[str, dict[str, float]]:
+    """The ground truth behind TextSpan's head roles: per head of `layers` (default: the last two), the share of its
+    output variance (token-summed direct contribution, as TextSpan reads it) explained by each property of the scene.
+    Colour, shape, size, position and background on `n_scenes` one-object scenes; count on as many 1-3-object scenes.
+
+    TextSpan names a head by texts; this asks the scenes. A head "about position" needs a large position share.
+    Used by: compare_maps.premises (confirmed_role_heads), the model card (data/README.md) and tests/test_textspan.py.
+    """
+    preprocess = clip.clip._transform(model.visual.input_resolution)
+    single = [tw.random_scene(SPLIT_SEED_PROPERTIES + i, n_objects=1) for i in range(n_scenes)]
+    mixed = [tw.random_scene(SPLIT_SEED_PROPERTIES + n_scenes + i) for i in range(n_scenes)]
+    model = model.float()
+    one, several = [head_contributions(model, [(s.image, 0) for s in scenes], preprocess, batch_size=100,
+                                       progress=False).heads for scenes in (single, mixed)]  # [n, L, H, d] each
+    L, H = one.shape[1:3]
+    layers = list(layers) if layers is not None else [L - 2, L - 1]
+    objects = [s.objects[0] for s in single]
+    truth = dict(colour=(one, [o.color for o in objects]), shape=(one, [o.shape for o in objects]),
+                 size=(one, [o.size for o in objects]), position=(one, [o.position for o in objects]),
+                 background=(one, [s.background for s in single]), count=(several, [len(s.objects) for s in mixed]))
+    return {f"L{l}H{h}": {p: round(explained_share(out[:, l, h], values), 3) for p, (out, values) in truth.items()}
+            for l in layers for h in range(H)}
+
+
 def ideal_head_share(text_embeddings: torch.Tensor, properties, prop: str, value_rows: list[list[int]],
                      n_texts: int = 5, n_outputs: int = 1000, noise: float = 0.05, seed: int = 0) -> float:
     """The share of its n_texts TextSpan texts about `prop` that a head about `prop` alone gets: the most a role

@@ -450,50 +450,6 @@ def foil_preference(model, n_scenes: int = 600) -> dict:
     return {kind: round(float(np.mean(w)), 3) for kind, w in wins.items()} | {"foils": len(pairs)}
 
 
-def explained_share(outputs: torch.Tensor, values: list) -> float:
-    """The share of the variance of `outputs` [n, d] that one categorical property explains: R² of the least-squares
-    fit of the outputs from the property's one-hot code (`values`, n labels), i.e. the variance of the per-value
-    means over the total variance. 1: the outputs are a function of the property; 0: they don't depend on it.
-
-    Used by: head_property_shares.
-    """
-    y = outputs.double() - outputs.double().mean(dim=0)  # [n, d]
-    codes = {v: i for i, v in enumerate(sorted(set(values)))}
-    index = torch.tensor([codes[v] for v in values])
-    means = torch.zeros(len(codes), y.shape[1], dtype=y.dtype).index_add_(0, index, y)
-    means /= torch.bincount(index, minlength=len(codes))[:, None]  # [values, d]: each value's mean output
-    return float((means[index] ** 2).sum() / (y ** 2).sum())
-
-
-PROPERTIES_OF_SCENES = ("colour", "shape", "size", "position", "background", "count")  # head_property_shares' keys
-SPLIT_SEED_PROPERTIES = 900_000  # head_property_shares' scenes: far from training's (0-119,999) and toyworld's splits
-
-
-def head_property_shares(model, n_scenes: int = 2000, layers=None) -> dict[str, dict[str, float]]:
-    """The ground truth behind TextSpan's head roles: per head of `layers` (default: the last two), the share of its
-    output variance (token-summed direct contribution, as TextSpan reads it) explained by each property of the scene.
-    Colour, shape, size, position and background on `n_scenes` one-object scenes; count on as many 1-3-object scenes.
-
-    TextSpan names a head by texts; this asks the scenes. A head "about position" needs a large position share.
-    Used by: the model card (data/README.md) and tests/test_toyclip.py.
-    """
-    preprocess = clip.clip._transform(model.visual.input_resolution)
-    single = [tw.random_scene(SPLIT_SEED_PROPERTIES + i, n_objects=1) for i in range(n_scenes)]
-    mixed = [tw.random_scene(SPLIT_SEED_PROPERTIES + n_scenes + i) for i in range(n_scenes)]
-    model = model.float()
-    one, several = [head_contributions(model, [(s.image, 0) for s in scenes], preprocess, batch_size=100,
-                                       progress=False).heads for scenes in (single, mixed)]  # [n, L, H, d] each
-    L, H = one.shape[1:3]
-    layers = list(layers) if layers is not None else [L - 2, L - 1]
-    objects = [s.objects[0] for s in single]
-    truth = dict(colour=(one, [o.color for o in objects]), shape=(one, [o.shape for o in objects]),
-                 size=(one, [o.size for o in objects]), position=(one, [o.position for o in objects]),
-                 background=(one, [s.background for s in single]), count=(several, [len(s.objects) for s in mixed]))
-    return {f"L{l}H{h}": {p: round(explained_share(out[:, l, h], values), 3) for p, (out, values) in truth.items()}
-            for l in layers for h in range(H)}
-
-
-
 @torch.inference_mode()
 def pointing_game(model, n_scenes: int = 300, relative: bool = True) -> dict:
     """Pointing game on two-object scenes with the exact decomposition heatmap (all layers and heads).
@@ -577,6 +533,9 @@ def evaluate(path: Path = CHECKPOINT, n_test: int = 2000, n_scenes: int = 300, n
                   pointing_game_tolerance_px=pg["pointing_game_tolerance_px"],
                   token_mean_top1=checked["legrad"]["token_mean_top1_last_block"],
                   role_heads=checked["textspan"]["role_heads"], role_properties=checked["textspan"]["properties"],
+                  role_heads_confirmed=checked["textspan"]["confirmed_heads"],
+                  role_properties_confirmed=checked["textspan"]["confirmed_properties"],
+                  textspan_premise_by_texts=bool(checked["textspan"]["holds_by_texts"]),
                   role_ceiling=checked["textspan"]["ceiling"],
                   top1_after_mean_ablation=ablation, torch_threads=torch.get_num_threads())
     result["meets"] = dict(zero_shot_top1=top1 >= BARS["zero_shot_top1"],

@@ -295,7 +295,9 @@ plt.tight_layout(); plt.show()
 #   embedding's. Bar: the last block's token mean classifies the toy test set at 80% top-1 or better.
 # - **TextSpan's premise.** TextSpan explains the model through heads that have roles. Test: TextSpan with the toy
 #   text pool on the heads of the last two layers (notebook 06). Bar: at least 6 heads with 80% or more of their texts
-#   about one property, covering at least 3 properties.
+#   about one property, covering at least 3 properties, and each role confirmed by the scenes: that property alone
+#   explains 80% or more of the head's output variance on one-object scenes. Texts can line up with a head's
+#   directions while what varies there is something else; the scenes know which property each image has.
 #
 # First the readout, block by block, on this mode's own test set (CIFAR-100 in real mode, the toy test set offline):
 
@@ -326,9 +328,10 @@ checked = cm.premises(model, n_images=rehearsal_sized(300 if FAST else 500, 20),
 lp, tp = checked["legrad"], checked["textspan"]
 print(f"LeGrad's premise:   the last block's token mean classifies {100 * lp['token_mean_top1_last_block']:.1f}% of the toy "
       f"test set (CLS: {100 * lp['cls_top1']:.1f}%); bar {100 * lp['bar']:.0f}%  ->  {'holds' if lp['holds'] else 'FAILS'}")
-print(f"TextSpan's premise: {len(tp['role_heads'])} heads with a role ({', '.join(tp['role_heads']) or 'none'}), "
-      f"over {len(tp['properties'])} properties ({', '.join(tp['properties']) or 'none'}); bar {tp['bar']}  ->  "
-      f"{'holds' if tp['holds'] else 'FAILS'}")
+print(f"TextSpan's premise: {len(tp['role_heads'])} heads with a role by their texts "
+      f"({', '.join(tp['role_heads']) or 'none'}; {', '.join(tp['properties']) or 'none'}),")
+print(f"  of which the scenes confirm {len(tp['confirmed_heads'])} ({', '.join(tp['confirmed_heads']) or 'none'}; "
+      f"{', '.join(tp['confirmed_properties']) or 'none'}); bar {tp['bar']}  ->  {'holds' if tp['holds'] else 'FAILS'}")
 print("  a head about one property alone would get, from the same pool: "
       + ", ".join(f"{p} {100 * share:.0f}%" for p, share in tp["ceiling"].items())
       + f"  ->  can reach the bar: {', '.join(tp['reachable']) or 'none'}")

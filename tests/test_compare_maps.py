@@ -146,8 +146,13 @@ def test_both_premises_hold_on_the_bundled_toyclip_and_fail_on_untrained_weights
     """The negative control is ToyCLIP's architecture untrained: its token mean reads nothing and no head has a role."""
     untrained = cm.premises(build(TOYCLIP, seed=1), n_images=300, n_scenes=300)
     assert not untrained["legrad"]["holds"] and untrained["legrad"]["token_mean_top1_last_block"] < 0.1
-    assert not untrained["textspan"]["holds"]
+    assert not untrained["textspan"]["holds"] and untrained["textspan"]["confirmed_heads"] == []
     bundled = cm.premises(n_images=300, n_scenes=300)
+    # the bundled model's texts name colour and shape heads; the scenes confirm some of them, and no third property
+    confirmed = bundled["textspan"]["confirmed_heads"]
+    assert confirmed and set(confirmed) <= set(bundled["textspan"]["role_heads"])
+    assert set(bundled["textspan"]["confirmed_properties"]) <= {"colour", "shape"}
+    assert not bundled["textspan"]["holds"] and not bundled["textspan"]["holds_by_texts"]
     assert bundled["legrad"]["holds"] and bundled["legrad"]["token_mean_top1_last_block"] >= cm.LEGRAD_PREMISE
     assert set(bundled["textspan"]["ceiling"]) == {"colour", "shape", "position", "size", "count"}
     assert bundled["textspan"]["reachable"] == [p for p, c in bundled["textspan"]["ceiling"].items() if c >= 0.8]

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 from course_utils import ablation, pools
+from course_utils import textspan as ts
 from course_utils.decompose import HeadContributions
 from course_utils.textspan import replace_with_spans, textspan, textspan_all
 from course_utils.zero_shot import accuracy
@@ -186,3 +187,48 @@ def test_numerical_rank_counts_directions_above_the_input_precision():
     assert numerical_rank(torch.tensor([1.0, 1e-3, 1e-9]), torch.float32, 100) == 2
     assert numerical_rank(torch.tensor([1.0, 1e-3, 1e-9]), torch.float16, 100) == 1  # fp16 storage hides 1e-3
     assert default_rank(torch.randn(500, 200, generator=g)) == 80  # full rank: capped at the authors' 80
+
+
+def _toy_heads() -> int:
+    from course_utils import models
+    return models.ARCHITECTURES[models.TOYCLIP]["vision_heads"]
+
+
+def test_explained_share_is_the_r2_of_a_one_hot_fit():
+    g = torch.Generator().manual_seed(0)
+    labels = [["a", "b", "c", "d"][i] for i in torch.randint(0, 4, (2000,), generator=g)]
+    codes = {"a": torch.randn(6, generator=g), "b": torch.randn(6, generator=g), "c": torch.zeros(6),
+             "d": torch.randn(6, generator=g)}
+    signal = torch.stack([codes[v] for v in labels])  # [n, 6]: a function of the label
+    noise = torch.randn(2000, 6, generator=g)
+    assert ts.explained_share(signal, labels) == pytest.approx(1.0)
+    assert ts.explained_share(noise, labels) < 0.01
+    mixed = signal + noise
+    one_hot = torch.tensor([[v == c for c in "abcd"] for v in labels], dtype=torch.float64)
+    y = mixed.double() - mixed.double().mean(0)
+    x = one_hot - one_hot.mean(0)
+    fit = x @ torch.linalg.lstsq(x, y).solution
+    assert ts.explained_share(mixed, labels) == pytest.approx(float((fit ** 2).sum() / (y ** 2).sum()), rel=1e-6)
+
+
+def test_bundled_heads_carry_colour_or_shape_and_no_position():
+    """The model card's ground truth: late heads mostly about colour or about shape, none about position."""
+    from course_utils.models import load_toyclip
+    model, _ = load_toyclip("cpu")
+    shares = ts.head_property_shares(model, n_scenes=500)
+    assert len(shares) == 2 * _toy_heads() and set(next(iter(shares.values()))) == set(ts.PROPERTIES_OF_SCENES)
+    assert max(s["colour"] for s in shares.values()) > 0.9 and max(s["shape"] for s in shares.values()) > 0.75
+    assert max(s["position"] for s in shares.values()) < 0.05
+
+
+def test_a_role_is_confirmed_only_where_the_scenes_agree_with_the_texts():
+    """TextSpan's name for a head counts only if the same property explains >= 0.8 of the head's variance."""
+    roles = {"L4H0": dict(property="colour", share=1.0), "L4H1": dict(property="shape", share=0.8),
+             "L4H2": dict(property="colour", share=0.6), "L5H0": dict(property="position", share=0.8),
+             "L5H1": dict(property="distractor", share=1.0)}
+    truth = {"L4H0": dict(colour=0.9, shape=0.02), "L4H1": dict(colour=0.85, shape=0.05),  # named shape, varies with colour
+             "L4H2": dict(colour=0.95), "L5H0": dict(position=0.79), "L5H1": dict(colour=0.99)}
+    assert ts.role_heads(roles) == ["L4H0", "L4H1", "L5H0"]
+    assert ts.confirmed_role_heads(roles, truth) == ["L4H0"]
+    assert ts.confirmed_role_heads(roles, truth, bar=0.75) == ["L4H0", "L5H0"]
+
