@@ -286,18 +286,17 @@ plt.tight_layout(); plt.show()
 # %% [markdown]
 # ## 3 · Each method's premise, measured before any ranking
 #
-# Every attribution method assumes something about the model. Where that fails, its score measures the model, not
-# the method; so both premises are measured first, and the next section's table gets a verdict only if both hold.
+# Every attribution method assumes something of the model. Where that fails, its score measures the model, not the
+# method; so the next section's table gets a verdict only if both premises hold.
 #
 # - **LeGrad's premise.** LeGrad differentiates $s_l \cdot t$, where $s_l$ reads block $l$ through the **mean of all its
 #   tokens**, then `ln_post` and `proj`. That score means something only if the token-mean readout lives in the text
-#   space, as the CLS readout does. Test: zero-shot accuracy of each block's token-mean readout, next to the CLS
-#   embedding's. Bar: the last block's token mean classifies the toy test set at 80% top-1 or better.
-# - **TextSpan's premise.** TextSpan explains the model through heads that have roles. Test: TextSpan with the toy
-#   text pool on the heads of the last two layers (notebook 06). Bar: at least 6 heads with 80% or more of their texts
-#   about one property, covering at least 3 properties, and each role confirmed by the scenes: that property alone
-#   explains 80% or more of the head's output variance on one-object scenes. Texts can line up with a head's
-#   directions while what varies there is something else; the scenes know which property each image has.
+#   space, as CLS's does. Test: each block's token-mean readout's zero-shot accuracy. Bar: the last block's
+#   classifies the toy test set at 80% top-1 or more.
+# - **TextSpan's premise.** TextSpan explains the model through heads with roles. Test: TextSpan with the toy
+#   pool on the last two layers' heads (notebook 06). Bar: at least 6 heads with 80% or more of their texts about one
+#   property, covering at least 3 properties, each confirmed by the scenes: that property explains 80% of the head's
+#   variance (a head's texts can name one property while another varies).
 #
 # First the readout, block by block, on this mode's own test set (CIFAR-100 in real mode, the toy test set offline):
 
@@ -338,9 +337,9 @@ print("  a head about one property alone would get, from the same pool: "
 
 # %% [markdown]
 # **What the last line asks.** The text pool, not the heads: TextSpan's 5 texts for a head carrying one property and
-# nothing else (`ideal_head_share`). Two sizes move such a head along one direction, so after one size text the
-# picks go elsewhere. On the bundled ToyCLIP only colour and shape (10 values each) fill it: its premise cannot
-# hold, whatever its heads carry.
+# nothing else (`ideal_head_share`). Two sizes move such a head along one direction: after one size text, the picks
+# go elsewhere. On the bundled ToyCLIP only colour and shape (10 values each) fill it, so its premise
+# cannot hold.
 #
 # **Why ToyCLIP is trained the way it is.** The course's first ToyCLIP was trained like openai's CLIP, through the CLS
 # token only. Its token-mean readout classified the toy test set at 1.6 to 6.2% (chance: 1%), so LeGrad's score was
