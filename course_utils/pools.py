@@ -6,7 +6,7 @@
 Both pools are written by this course from the vocabularies and templates below (nothing copied from the
 paper's pool). The real pool (~3,000 texts) describes photos: objects, animals, scenes and places, colours,
 textures, materials, shapes, counts, positions, styles, lighting, weather, moods. The toy pool names every
-colour, shape, position, size, count and background of the toy world, plus distractors that describe none.
+colour, shape, position, size, count, pattern and background of the toy world, plus distractors that describe none.
 """
 from __future__ import annotations
 
@@ -140,6 +140,9 @@ def _toy() -> list[tuple[str, str]]:
         noun = "object" if n == 1 else "objects"
         rows += [(f"{word} {noun}", "count"), (f"{word} {'shape' if n == 1 else 'shapes'}", "count")]
     rows += [("a single shape", "count"), ("a pair of shapes", "count"), ("several shapes", "count")]
+    for pat, noun in (("plain", "a plain colour"), ("striped", "stripes"), ("dotted", "dots"), ("checked", "checks"),
+                      ("speckled", "speckles"), ("outlined", "an outline")):
+        rows += [(t.format(pat), "pattern") for t in ("{}", "a {} object", "a {} shape")] + [(f"a shape with {noun}", "pattern")]
     for bg in tw.BACKGROUNDS:
         rows += [(t.format(bg), "background") for t in ("a {} background", "on a {} background", "something on {}")]
     rows += [(d, "distractor") for d in DISTRACTORS]

@@ -276,7 +276,7 @@ def property_shares(spans: dict, properties, n_texts: int | None = None) -> dict
     return out
 
 
-ROLE_PROPERTIES = ("colour", "shape", "position", "size", "count")  # the head roles we check (background is not one)
+ROLE_PROPERTIES = ("colour", "shape", "position", "size", "count", "pattern")  # the head roles we check (background is not one)
 ROLE_BAR = 0.8  # a head has a role if at least this share of its texts is about one property
 
 
@@ -338,14 +338,15 @@ def explained_share(outputs: torch.Tensor, values: list) -> float:
     return float((means[index] ** 2).sum() / (y ** 2).sum())
 
 
-PROPERTIES_OF_SCENES = ("colour", "shape", "size", "position", "background", "count")  # head_property_shares' keys
+PROPERTIES_OF_SCENES = ("colour", "shape", "size", "position", "background", "count", "pattern")  # head_property_shares' keys
 SPLIT_SEED_PROPERTIES = 900_000  # head_property_shares' scenes: far from training's (0-119,999) and toyworld's splits
 
 
 def head_property_shares(model, n_scenes: int = 2000, layers=None) -> dict[str, dict[str, float]]:
     """The ground truth behind TextSpan's head roles: per head of `layers` (default: the last two), the share of its
     output variance (token-summed direct contribution, as TextSpan reads it) explained by each property of the scene.
-    Colour, shape, size, position and background on `n_scenes` one-object scenes; count on as many 1-3-object scenes.
+    Colour, shape, size, position, pattern and background on `n_scenes` one-object scenes; count on as many 1-3-object
+    scenes.
 
     TextSpan names a head by texts; this asks the scenes. A head "about position" needs a large position share.
     Used by: compare_maps.premises (confirmed_role_heads), the model card (data/README.md) and tests/test_textspan.py.
@@ -361,7 +362,8 @@ def head_property_shares(model, n_scenes: int = 2000, layers=None) -> dict[str, 
     objects = [s.objects[0] for s in single]
     truth = dict(colour=(one, [o.color for o in objects]), shape=(one, [o.shape for o in objects]),
                  size=(one, [o.size for o in objects]), position=(one, [o.position for o in objects]),
-                 background=(one, [s.background for s in single]), count=(several, [len(s.objects) for s in mixed]))
+                 background=(one, [s.background for s in single]), count=(several, [len(s.objects) for s in mixed]),
+                 pattern=(one, [o.pattern for o in objects]))
     return {f"L{l}H{h}": {p: round(explained_share(out[:, l, h], values), 3) for p, (out, values) in truth.items()}
             for l in layers for h in range(H)}
 
@@ -393,7 +395,7 @@ def ideal_head_share(text_embeddings: torch.Tensor, properties, prop: str, value
 
 
 TOY_VALUES = dict(colour=list(tw.COLORS), shape=list(tw.SHAPES), size=list(tw.SIZES),  # each property's values,
-                  position=list(tw.POSITIONS.values()), count=["one", "two", "three"])  # as the toy pool words them
+                  position=list(tw.POSITIONS.values()), count=["one", "two", "three"], pattern=list(tw.PATTERNS))  # as the toy pool words them
 
 
 def toy_role_ceiling(model=None, n_texts: int = 5) -> dict[str, dict]:

@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import einops
 import numpy as np
 import torch
 import torch.nn.functional as F
@@ -40,7 +41,7 @@ from .report import print_result
 from .zero_shot import PROMPT_TEMPLATE, cosine_logits, encode_text_short, readable, topk_accuracy, zero_shot_classifier
 
 CHECKPOINT = assets.local_path("toyclip")  # data/toyclip.pt
-TRAIN_CONTEXT = 40  # captions are <= 38 tokens; causal text attention makes later positions irrelevant
+TRAIN_CONTEXT = 48  # captions are <= 38 tokens; causal text attention makes later positions irrelevant
 
 
 def patch_labels(scene: tw.Scene, patch: int, background: bool = False) -> np.ndarray:
@@ -101,19 +102,21 @@ def twin_pair(rng: np.random.Generator, n_objects: int) -> list[tw.Scene]:
 
 def foil_caption(scene: tw.Scene, rng: np.random.Generator) -> tuple[str, str]:
     """(caption, foil): a fresh caption of `scene` and the same sentence about a scene that differs in one property
-    the caption names, size or position ("a small red circle" / "a large red circle"), or "" when it names neither.
+    the caption names, size, position or pattern ("a small red circle" / "a large red circle"), or "" when it names
+    none of them.
 
     A foil is a hard negative: in a batch of unrelated scenes, colour and shape alone tell every caption apart, so
     nothing makes the image embedding carry size or position. Its own caption's foil does. The foil changes one
-    object: its size flips, or it moves to another region (swapping with the object there, so the scene stays
-    possible and the words must bind to the right object).
+    object: its size flips, its pattern changes, or it moves to another region (swapping with the object there, so
+    the scene stays possible and the words must bind to the right object).
     Used by: make_training_set (foils) and tests/test_toyclip.py.
     """
     state = rng.bit_generator.state
     with_size = rng.random() < tw.CAPTION_RATES["size"]  # describe's own first two draws, peeked
     with_pos = rng.random() < tw.CAPTION_RATES["position"]
+    with_pat = rng.random() < tw.CAPTION_RATES["pattern"]
     caption = describe_from(scene, rng, state)
-    changes = [c for c, named in (("size", with_size), ("position", with_pos)) if named]
+    changes = [c for c, named in (("size", with_size), ("position", with_pos), ("pattern", with_pat)) if named]
     if not changes:
         return caption, ""
     after = np.random.default_rng(rng.integers(2**31))
@@ -122,6 +125,9 @@ def foil_caption(scene: tw.Scene, rng: np.random.Generator) -> tuple[str, str]:
     i = int(after.integers(len(objects)))
     if change == "size":
         objects[i] = dataclasses.replace(objects[i], size="large" if objects[i].size == "small" else "small")
+    elif change == "pattern":
+        others = [p for p in tw.PATTERNS if p != objects[i].pattern]
+        objects[i] = dataclasses.replace(objects[i], pattern=others[after.integers(len(others))])
     else:
         others = [r for r in tw.POSITIONS_LIST if r != objects[i].region]
         region = others[after.integers(len(others))]
@@ -139,12 +145,13 @@ PROPERTY_TEMPLATES = {  # property_caption's sentences: worded unlike the toy po
     "size": ("a {} thing", "a picture with something {} in it"),
     "position": ("a thing at the {}", "a picture with something at the {}"),
     "count": ("{}", "a picture of {}"),  # "one thing", "three things"
+    "pattern": ("a {} thing", "a picture with something {} in it"),
 }
 
 
 def property_caption(scene: tw.Scene, rng: np.random.Generator) -> tuple[str, str]:
     """(property, caption): a caption that names one property of `scene` and nothing else, "a thing at the top left"
-    or "three things", drawn uniformly over colour, shape, size, position (of one random object) and count.
+    or "three things", drawn uniformly over colour, shape, size, position, pattern (of one random object) and count.
 
     Full captions always name colour and shape, and those two alone tell almost every pair of scenes apart, so the
     image embedding spends little of itself on the rest. A caption that names only size, position or count can only
@@ -153,7 +160,7 @@ def property_caption(scene: tw.Scene, rng: np.random.Generator) -> tuple[str, st
     """
     prop = list(PROPERTY_TEMPLATES)[rng.integers(len(PROPERTY_TEMPLATES))]
     obj = scene.objects[rng.integers(len(scene.objects))]
-    value = dict(colour=obj.color, shape=obj.shape, size=obj.size, position=obj.position,
+    value = dict(colour=obj.color, shape=obj.shape, size=obj.size, position=obj.position, pattern=obj.pattern,
                  count=f"{tw.COUNT_WORDS[len(scene.objects)]} thing{'s' if len(scene.objects) > 1 else ''}")[prop]
     templates = PROPERTY_TEMPLATES[prop]
     return prop, templates[rng.integers(len(templates))].format(value)
@@ -168,10 +175,25 @@ def describe_from(scene: tw.Scene, rng: np.random.Generator, state: dict) -> str
     return tw.describe(scene, rng)
 
 
+COUNTED_PROPERTIES = dict(colour=list(tw.COLORS), shape=list(tw.SHAPES), pattern=list(tw.PATTERNS),
+                          size=list(tw.SIZES), position=list(tw.POSITIONS.values()))  # make_training_set's counts
+
+
+def value_counts(scene: tw.Scene) -> np.ndarray:
+    """[all values of COUNTED_PROPERTIES, in its order]: how many of the scene's objects have each value.
+
+    Used by: make_training_set (the targets of train's head objective).
+    """
+    words = dict(colour=lambda o: o.color, shape=lambda o: o.shape, pattern=lambda o: o.pattern,
+                 size=lambda o: o.size, position=lambda o: o.position)
+    return np.concatenate([np.bincount([values.index(words[p](o)) for o in scene.objects], minlength=len(values))
+                           for p, values in COUNTED_PROPERTIES.items()])
+
+
 def _draw(args):
     seed, lo, hi, single_fraction, twin_fraction, patch, foils, property_captions, background_patches = args
     images = np.empty((hi - lo, 3, tw.IMAGE_SIZE, tw.IMAGE_SIZE), dtype=np.uint8)
-    captions, foil_texts, labels = [], [], []
+    captions, foil_texts, labels, counted = [], [], [], []
     for j in range(lo // 2, hi // 2):  # scenes 2j and 2j + 1 depend on (seed, j) alone
         rng = np.random.default_rng([seed, j])
         counts = [1 if rng.random() < single_fraction else (2 if rng.random() < 0.7 else 3) for _ in range(2)]
@@ -190,15 +212,16 @@ def _draw(args):
             captions.append(caption)
             foil_texts.append(foil)
             labels.append(patch_labels(scene, patch, background=background_patches))
-    return images, captions, foil_texts, np.stack(labels)
+            counted.append(value_counts(scene))
+    return images, captions, foil_texts, np.stack(labels), np.stack(counted)
 
 
 def make_training_set(n: int, seed: int = 0, single_fraction: float = 0.5, twin_fraction: float = 0.0,
                       workers: int = 1, patch: int = 8, foils: bool = False, property_captions: float = 0.0,
                       background_patches: bool = False):
     """Draw `n` scenes once (PIL is slow): uint8 images [n, 3, H, W], tokens [n, TRAIN_CONTEXT], patch labels
-    [n, grid * grid] (see patch_labels) and foil tokens [n, TRAIN_CONTEXT] (all zero where a scene has no foil, and
-    everywhere unless `foils`; see foil_caption). `property_captions` of the captions name one property only
+    [n, grid * grid] (see patch_labels), foil tokens [n, TRAIN_CONTEXT] (all zero where a scene has no foil, and
+    everywhere unless `foils`; see foil_caption) and value counts [n, values] (float; see value_counts). `property_captions` of the captions name one property only
     (property_caption; they have no foil). Scenes come in pairs (2j, 2j + 1); `twin_fraction` of the pairs are
     twins (see twin_pair). The scenes are the same whatever `workers` is (processes drawing in parallel).
     `background_patches`: the patch labels mark untouched patches with their background (patch_labels).
@@ -223,8 +246,9 @@ def make_training_set(n: int, seed: int = 0, single_fraction: float = 0.5, twin_
     assert (tokens[:, TRAIN_CONTEXT:] == 0).all() and (foil_tokens[:, TRAIN_CONTEXT:] == 0).all(), \
         "a caption is longer than TRAIN_CONTEXT tokens"
     labels = np.concatenate([p[3] for p in parts])
+    counts = torch.from_numpy(np.concatenate([p[4] for p in parts])).float()  # [n, values]
     return (torch.from_numpy(images), tokens[:, :TRAIN_CONTEXT].clone(), torch.from_numpy(labels).long(),
-            foil_tokens[:, :TRAIN_CONTEXT].clone())
+            foil_tokens[:, :TRAIN_CONTEXT].clone(), counts)
 
 
 def foil_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, foil_emb: torch.Tensor | None,
@@ -242,7 +266,7 @@ def foil_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, foil_emb: to
     return (F.cross_entropy(logits, target) + F.cross_entropy(logits[:, : len(text_emb)].T, target)) / 2
 
 
-def image_readouts(model, images: torch.Tensor, patch_blocks: int = 1):
+def image_readouts(model, images: torch.Tensor, patch_blocks: int = 1, head_blocks: int = 0):
     """One forward pass read three ways: model.encode_image(images) [B, d]; the last block's token-mean readout
     (LeGrad's, unit length) [B, d]; and every patch token through ln_post and proj, after each of the last
     `patch_blocks` blocks [k, B, grid * grid, d] (the last block's first).
@@ -252,16 +276,103 @@ def image_readouts(model, images: torch.Tensor, patch_blocks: int = 1):
     visual = model.visual
     x = patch_tokens(visual, images).permute(1, 0, 2)  # [N, B, D]: openai's blocks take the sequence first
     blocks = visual.transformer.resblocks
-    outputs = []
-    for block in blocks:
-        x = block(x)
+    outputs, heads, looks = [], [], []
+    for i, block in enumerate(blocks):
+        if i >= len(blocks) - head_blocks:
+            x, (h, a) = block_with_heads(block, x)
+            heads.append(h)
+            looks.append(a)
+        else:
+            x = block(x)
         outputs.append(x)
     x = x.permute(1, 0, 2)  # [B, N, D]
+    if head_blocks:
+        return embedding_etc(visual, x, outputs, patch_blocks) + (torch.stack(heads), x[:, 0], torch.stack(looks))
+    return embedding_etc(visual, x, outputs, patch_blocks)
+
+
+def embedding_etc(visual, x, outputs, patch_blocks):
     embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]: what encode_image returns
     token_mean = token_mean_embedding(x, visual.ln_post.weight, visual.ln_post.bias, visual.proj, visual.ln_post.eps)
     patches = torch.stack([visual.ln_post(out[1:].permute(1, 0, 2)) @ visual.proj
                            for out in outputs[::-1][:patch_blocks]])  # [k, B, P, d]
     return embedding, token_mean, patches
+
+
+def block_with_heads(block, x: torch.Tensor):
+    """One residual block of the image tower, computed by hand so that each head's output at CLS is kept:
+    returns (the block's output [N, B, D], per-head CLS outputs through the output projection [B, H, D]).
+
+    Used by: image_readouts (head_blocks), for train's aux_heads.
+    """
+    attn = block.attn
+    N, B, D = x.shape
+    H = attn.num_heads
+    h = block.ln_1(x)
+    q, k, v = (h @ attn.in_proj_weight.T + attn.in_proj_bias).chunk(3, dim=-1)  # [N, B, D] each
+    q, k, v = (einops.rearrange(t, "n b (h e) -> b h n e", h=H) for t in (q, k, v))
+    o = F.scaled_dot_product_attention(q, k, v)  # [B, H, N, e]
+    out = einops.rearrange(o, "b h n e -> n b (h e)") @ attn.out_proj.weight.T + attn.out_proj.bias
+    W = einops.rearrange(attn.out_proj.weight, "D (h e) -> h e D", h=H)
+    heads = torch.einsum("bhe,heD->bhD", o[:, :, 0], W)  # [B, H, D]: each head's share of the CLS update
+    look = (q[:, :, :1] @ k.transpose(-1, -2) / q.shape[-1] ** 0.5).softmax(-1)[:, :, 0]  # [B, H, N]: CLS's attention
+    x = x + out
+    x = x + block.mlp(block.ln_2(x))
+    return x, (heads, look)
+
+
+HEAD_ROLES = {  # aux_heads: which head of each of the last two blocks is trained for which property (6, 7: free)
+    0: "colour", 1: "colour", 2: "shape", 3: "shape", 4: "pattern", 5: "pattern"}
+
+
+def head_loss(heads: torch.Tensor, final_cls: torch.Tensor, visual, counts: dict, role_text: dict, logit_scale,
+              looks: torch.Tensor, patch_labels: torch.Tensor, purity: float = 2.0, truth: float = 2.0,
+              look: float = 1.0) -> torch.Tensor:
+    """The head objective, averaged over the roles of HEAD_ROLES (in each of the k last blocks). Its four terms:
+
+    - naming: heads [k, B, H, D] (block_with_heads) read as direct contributions to the embedding (ln_post's scale at
+      the final CLS, then proj) and centred over the batch, each role head must name the values of its property in
+      the scene among role_text[p] [V, d] (unit, centred over the V values): cross-entropy against the scene's
+      share of each value, counts[p] [B, V] (objects per value) normalised;
+    - purity (weight `purity`): the share of that contribution outside the span of role_text[p];
+    - truth (weight `truth`): 1 - R² of the contribution fitted from counts[p] on the batch's one-object scenes (the
+      training-time twin of textspan.head_property_shares: over several objects every property's counts also carry
+      the number of objects, which a head can learn instead);
+    - look (weight `look`): 1 - the share of the CLS token's attention, looks [k, B, H, N], on patches that an object
+      covers at least half of (patch_labels [B, N - 1] >= 0; scenes without one are left out).
+
+    Used by: train (aux_heads).
+    """
+    sigma = (final_cls.var(dim=-1, unbiased=False, keepdim=True) + visual.ln_post.eps).sqrt().detach()  # [B, 1]
+    c = heads - heads.mean(dim=-1, keepdim=True)
+    c = (c / sigma[None, :, None]) * visual.ln_post.weight  # [k, B, H, D]
+    c = c @ visual.proj  # [k, B, H, d]
+    c = c - c.mean(dim=1, keepdim=True)
+    unit = F.normalize(c, dim=-1)
+    losses = []
+    bases = {p: torch.linalg.svd(t.T, full_matrices=False)[0][:, : t.shape[0] - 1] for p, t in role_text.items()}
+    on = (patch_labels >= 0).float()  # [B, N - 1]: patches an object covers at least half of
+    seen = on.sum(1) > 0  # [B]
+    for h, prop in HEAD_ROLES.items():
+        t = role_text[prop]
+        logits = logit_scale.exp() * unit[:, :, h] @ t.T  # [k, B, V]
+        share = counts[prop] / counts[prop].sum(1, keepdim=True)  # [B, V]
+        losses.append(-(share[None] * logits.log_softmax(-1)).sum(-1).mean())
+        if purity:
+            basis = bases[prop]  # [d, V - 1]: the values' centred text span
+            ch = c[:, :, h]  # [k, B, d]
+            outside = ch - (ch @ basis) @ basis.T
+            losses.append(purity * (outside ** 2).sum(dim=(1, 2)).div((ch ** 2).sum(dim=(1, 2))).mean())
+        single = counts[prop].sum(1) == 1  # [B]
+        if truth and single.sum() > counts[prop].shape[1]:  # more one-object scenes than values: a fit that can fail
+            X = counts[prop][single] - counts[prop][single].mean(0)  # [b, V]
+            ch = c[:, single, h] - c[:, single, h].mean(dim=1, keepdim=True)  # [k, b, d]
+            fit = X @ (torch.linalg.pinv(X) @ ch)  # [k, B, d]: least-squares fit from the property's counts
+            losses.append(truth * (1 - (fit ** 2).sum(dim=(1, 2)) / (ch ** 2).sum(dim=(1, 2))).mean())
+        if look and seen.any():
+            mass = (looks[:, :, h, 1:] * on[None]).sum(-1)  # [k, B]
+            losses.append(look * (1 - mass[:, seen]).mean())
+    return sum(losses) / len(HEAD_ROLES)
 
 
 def patch_loss(patches: torch.Tensor, labels: torch.Tensor, class_text: torch.Tensor, logit_scale) -> torch.Tensor:
@@ -278,7 +389,8 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
           out: Path | None = CHECKPOINT, log_every: int = 100, eval_every: int = 500, threads: int | None = None,
           aux_token_mean: float = 1.0, aux_patches: float = 1.0, twin_fraction: float = 0.0, workers: int = 1,
           device: str = "cpu", foils: bool = True, property_captions: float = 0.15, background_patches: bool = False,
-          patch_blocks: int = 1, centre_text: bool = False):
+          patch_blocks: int = 1, centre_text: bool = False, aux_heads: float = 1.0, head_purity: float = 2.0,
+          head_truth: float = 2.0, head_look: float = 1.0, init: Path | None = None):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -295,6 +407,9 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     data/README.md). patch_blocks: the patch objective reads the patch tokens after each of the last `patch_blocks`
     blocks (averaged), not only the last: LeGrad on the last two blocks reads both (tried, see data/README.md).
     centre_text: after the last step, centre_text_space (tried, see data/README.md).
+    aux_heads > 0 adds that weight times head_loss, which trains six heads in each of the last two blocks to carry
+    colour, shape or pattern (HEAD_ROLES) with its terms weighted head_purity, head_truth and head_look (see head_loss).
+    init: start from this checkpoint's weights instead of random ones (a fine-tune; not the bundled recipe).
     `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
     Used by: python -m course_utils.toyclip train (it made data/toyclip.pt) and tests/test_toyclip.py.
@@ -306,7 +421,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
-    images, tokens, labels, foil_tokens = make_training_set(n_scenes, seed=seed, twin_fraction=twin_fraction,
+    images, tokens, labels, foil_tokens, counts = make_training_set(n_scenes, seed=seed, twin_fraction=twin_fraction,
                                                             workers=workers, foils=foils,
                                                             property_captions=property_captions,
                                                             background_patches=background_patches,
@@ -314,6 +429,12 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     has_foil = foil_tokens.any(dim=1)  # [n]
     print(f"drew {n_scenes} scenes in {time.perf_counter() - start:.0f}s")
     model = build(TOYCLIP, seed).train().to(device)
+    if init is not None:
+        model.load_state_dict(load_clip(init, device="cpu")[0].float().state_dict())
+        model = model.train().to(device)
+    role_values = {p: COUNTED_PROPERTIES[p] for p in sorted(set(HEAD_ROLES.values()))}
+    role_tokens = {p: clip.tokenize([t.format(v) for v in vals for t in PROPERTY_TEMPLATES[p]])[:, :TRAIN_CONTEXT]
+                   .to(device) for p, vals in role_values.items()}  # [V * templates, ctx]: the words the heads name
     prompts = [PROMPT_TEMPLATE.format(readable(c)) for c in tw.CLASSES]
     if background_patches:  # rows len(tw.CLASSES)... : the backgrounds, as patch_labels numbers them
         prompts += [BACKGROUND_PROMPT.format(b) for b in tw.BACKGROUNDS]
@@ -336,7 +457,10 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
         with_foil = idx[has_foil[idx]]
         foil = encode_text_short(model, foil_tokens[with_foil].to(device)) if len(with_foil) else None
         if aux_token_mean or aux_patches:
-            embedding, token_mean, patches = image_readouts(model, x, patch_blocks)
+            if aux_heads:
+                embedding, token_mean, patches, heads, final_cls, looks = image_readouts(model, x, patch_blocks, head_blocks=2)
+            else:
+                embedding, token_mean, patches = image_readouts(model, x, patch_blocks)
             loss = foil_clip_loss(embedding, text, foil, model.logit_scale)
             if aux_token_mean:
                 loss = loss + aux_token_mean * clip_loss(token_mean, text, model.logit_scale)
@@ -346,6 +470,18 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
                 target = labels[idx].to(device)
                 loss = loss + aux_patches * sum(patch_loss(p, target, class_text, model.logit_scale)
                                                 for p in patches) / len(patches)
+            if aux_heads:
+                with torch.no_grad():
+                    role_text = {}
+                    for p, toks in role_tokens.items():
+                        t = F.normalize(encode_text_short(model, toks), dim=-1)
+                        t = t.view(len(role_values[p]), -1, t.shape[-1]).mean(1)  # [V, d]: templates averaged
+                        role_text[p] = F.normalize(t - t.mean(0), dim=-1)
+                ends = np.cumsum([len(v) for v in COUNTED_PROPERTIES.values()]).tolist()
+                batch_counts = counts[idx].to(device)  # [B, all values]
+                split = {p: batch_counts[:, e - len(v):e] for (p, v), e in zip(COUNTED_PROPERTIES.items(), ends)}
+                loss = loss + aux_heads * head_loss(heads, final_cls, model.visual, split, role_text, model.logit_scale,
+                                                    looks, labels[idx].to(device), head_purity, head_truth, head_look)
         else:
             loss = foil_clip_loss(model.encode_image(x), text, foil, model.logit_scale)
         opt.zero_grad(set_to_none=True)
@@ -431,8 +567,9 @@ def zero_shot(model, dataset, batch_size: int = 500):
 
 @torch.inference_mode()
 def foil_preference(model, n_scenes: int = 600) -> dict:
-    """Does the image embedding carry size and position? Per kind of foil, the share of scenes whose image is closer
-    (cosine) to its caption than to the caption's foil (foil_caption), on toyworld.scenes(n_scenes); chance is 0.5.
+    """Does the image embedding carry size, position and pattern? Per kind of foil, the share of scenes whose image is
+    closer (cosine) to its caption than to the caption's foil (foil_caption), on toyworld.scenes(n_scenes); chance
+    is 0.5.
 
     Used by: data/README.md (the foil-caption recipe) and tests/test_toyclip.py.
     """
@@ -443,9 +580,10 @@ def foil_preference(model, n_scenes: int = 600) -> dict:
     pairs = [(i, caption, foil) for i, caption, foil in pairs if foil]
     texts = [t for _, caption, foil in pairs for t in (caption, foil)]
     text = F.normalize(model.encode_text(clip.tokenize(texts).to(images.device)), dim=-1).view(len(pairs), 2, -1)
-    wins = {"size": [], "position": []}
+    wins = {"size": [], "position": [], "pattern": []}
     for (i, caption, foil), (true, false) in zip(pairs, text):  # true, false: [d] each
-        kind = "size" if set(caption.split()) ^ set(foil.split()) <= set(tw.SIZES) else "position"
+        changed = {w.strip(",") for w in set(caption.split()) ^ set(foil.split())}
+        kind = "size" if changed <= set(tw.SIZES) else "pattern" if changed <= set(tw.PATTERNS) else "position"
         wins[kind].append(float(images[i] @ true > images[i] @ false))
     return {kind: round(float(np.mean(w)), 3) for kind, w in wins.items()} | {"foils": len(pairs)}
 
@@ -578,6 +716,14 @@ def main(argv=None) -> int:
                    help="the patch objective also reads untouched patches as their background's prompt")
     t.add_argument("--patch-blocks", type=int, default=1,
                    help="the patch objective reads the patch tokens of the last N blocks (1: the last only)")
+    t.add_argument("--aux-heads", type=float, default=1.0,
+                   help="weight of the head objective: 12 heads of the last two blocks name colour, shape or pattern")
+    t.add_argument("--head-purity", type=float, default=2.0, help="head objective: weight of its purity term")
+    t.add_argument("--head-truth", type=float, default=2.0, help="head objective: weight of its ground-truth term")
+    t.add_argument("--head-look", type=float, default=1.0,
+                   help="head objective: weight of its term that asks the role heads to look at the objects")
+    t.add_argument("--init", type=Path, default=None, help="start from this checkpoint instead of random weights")
+    t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     t.add_argument("--centre-text", action="store_true",
                    help="after training, take the class prompts' shared direction out of the text projection")
     t.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes drawing the scenes")
@@ -602,7 +748,9 @@ def main(argv=None) -> int:
         train(args.steps, args.batch_size, args.scenes, seed=args.seed, out=args.out, aux_token_mean=args.aux_token_mean,
               aux_patches=args.aux_patches, twin_fraction=args.twin_fraction, workers=args.workers, device=args.device,
               foils=args.foils, property_captions=args.property_captions, background_patches=args.background_patches,
-              patch_blocks=args.patch_blocks, centre_text=args.centre_text)
+              patch_blocks=args.patch_blocks, centre_text=args.centre_text, aux_heads=args.aux_heads,
+              head_purity=args.head_purity, head_truth=args.head_truth, head_look=args.head_look, init=args.init,
+              lr=args.lr)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)
     print_result(result)

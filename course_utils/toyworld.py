@@ -6,6 +6,8 @@ heatmaps against ground truth.
 
     10 colours x 10 shapes = 100 classes ("red_circle", ...), grouped into 20 superclasses
     (colour family x shape, e.g. "warm_circle"), mirroring CIFAR-100's 100 fine / 20 coarse labels.
+    Each object also has a size, a position (its region) and a pattern (how its inside is painted: plain, striped,
+    ...), which captions name some of the time; none of them changes the class.
 """
 from __future__ import annotations
 
@@ -26,6 +28,7 @@ COLOR_FAMILY = {c: ("warm" if c in {"red", "orange", "yellow", "pink", "brown"} 
 SHAPES = ("circle", "square", "triangle", "diamond", "star", "cross", "heart", "ring", "semicircle", "arrow")
 SIZES = {"small": (0.32, 0.37), "large": (0.42, 0.47)}  # object radius as a fraction of its region's width
 BACKGROUNDS = {"white": (245, 245, 240), "black": (20, 20, 25), "cream": (235, 225, 200), "slate": (70, 80, 95)}
+PATTERNS = ("plain", "striped", "dotted", "checked", "speckled", "outlined")  # how an object's inside is painted
 POSITIONS = {(0, 0): "top left", (0, 1): "top right", (1, 0): "bottom left", (1, 1): "bottom right"}
 COUNT_WORDS = {1: "one", 2: "two", 3: "three", 4: "four"}
 
@@ -65,7 +68,8 @@ def check_attributes(color: str | None = None, shape: str | None = None, size: s
 
 @dataclass
 class ToyObject:
-    """One drawn object: colour, shape, size, region (row, col) and its pixel mask [H, W]; `.label` is its class.
+    """One drawn object: colour, shape, size, region (row, col), its pixel mask [H, W] and its pattern; `.label` is
+    its class.
 
     Taught in: notebook 07, "The critical line, with the real shapes".
     """
@@ -74,6 +78,7 @@ class ToyObject:
     size: str
     region: tuple[int, int]  # (row, col) in the GRID x GRID layout
     mask: np.ndarray = field(repr=False, default=None)  # [H, W] bool: the object's pixels in the scene
+    pattern: str = "plain"
 
     @property
     def label(self) -> int:
@@ -83,8 +88,8 @@ class ToyObject:
     def position(self) -> str:
         return POSITIONS[self.region]
 
-    def phrase(self, with_size: bool = True, with_position: bool = False) -> str:
-        words = ([self.size] if with_size else []) + [self.color, self.shape]
+    def phrase(self, with_size: bool = True, with_position: bool = False, with_pattern: bool = False) -> str:
+        words = ([self.size] if with_size else []) + ([self.pattern] if with_pattern else []) + [self.color, self.shape]
         return " ".join(words) + (f" at the {self.position}" if with_position else "")
 
 
@@ -148,9 +153,35 @@ def _object_mask(shape: str, cx: float, cy: float, r: float, size: int) -> np.nd
     return np.asarray(canvas) > 127
 
 
+def _pattern_mask(pattern: str, size: int, rng: np.random.Generator, mask: np.ndarray) -> np.ndarray:
+    """[H, W] bool: the pixels of an object (mask [H, W] bool) painted in its second tone; `rng` shifts the pattern.
+
+    Used by: draw_scene.
+    """
+    yy, xx = np.mgrid[:size, :size]
+    oy, ox = rng.integers(0, 4, 2)
+    if pattern == "plain":
+        return np.zeros_like(mask)
+    if pattern == "striped":
+        return mask & (((yy + oy) // 2) % 2 == 0)
+    if pattern == "dotted":
+        return mask & ((yy + oy) % 4 < 2) & ((xx + ox) % 4 < 2)
+    if pattern == "checked":
+        return mask & ((((yy + oy) // 3) + ((xx + ox) // 3)) % 2 == 0)
+    if pattern == "speckled":
+        return mask & (rng.random((size, size)) < 0.35)
+    if pattern == "outlined":
+        inner = mask.copy()
+        for dy, dx in ((1, 0), (-1, 0), (0, 1), (0, -1), (2, 0), (-2, 0), (0, 2), (0, -2)):
+            inner &= np.roll(np.roll(mask, dy, 0), dx, 1)
+        return mask & ~inner
+    raise ValueError(f"unknown pattern {pattern!r}; the toy world has: {', '.join(PATTERNS)}.")
+
+
 def draw_scene(objects: list[dict], background: str = "white", seed: int = 0, size: int = IMAGE_SIZE,
                caption: str | None = None) -> Scene:
-    """Draw objects given as dicts with color, shape, size and region (row, col); jitter comes from `seed`.
+    """Draw objects given as dicts with color, shape, size, region (row, col) and optionally pattern (default
+    "plain"); jitter comes from `seed`.
 
     Used by: random_scene and tests/test_toyworld.py.
     """
@@ -185,7 +216,17 @@ def draw_scene(objects: list[dict], background: str = "white", seed: int = 0, si
             np_img[hole] = pixels[hole]
             image.paste(Image.fromarray(np_img))
             draw = ImageDraw.Draw(image)
-        placed.append(ToyObject(o["color"], o["shape"], o["size"], (row, col), _object_mask(o["shape"], cx, cy, r, size)))
+        mask = _object_mask(o["shape"], cx, cy, r, size)
+        pattern = o.get("pattern", "plain")
+        painted = _pattern_mask(pattern, size, rng, mask)
+        if painted.any():
+            lum = 0.299 * shade[0] + 0.587 * shade[1] + 0.114 * shade[2]
+            second = shade * 0.45 if lum > 110 else shade + (255 - shade) * 0.6
+            np_img = np.array(image)
+            np_img[painted] = second.astype(np.uint8)
+            image.paste(Image.fromarray(np_img))
+            draw = ImageDraw.Draw(image)
+        placed.append(ToyObject(o["color"], o["shape"], o["size"], (row, col), mask, pattern))
     scene = Scene(image, placed, background, "")
     scene.caption = caption if caption is not None else describe(scene, rng)
     return scene
@@ -199,7 +240,7 @@ CAPTION_TEMPLATES_ONE_AT = (  # ... and with it
 )
 # How often a caption names each optional property. Heads can only come to mean "size" or "position" if captions
 # name them often enough for the text tower to learn those words (notebook 06 reads the heads through text).
-CAPTION_RATES = dict(size=0.6, position=0.6, count=0.5)
+CAPTION_RATES = dict(size=0.6, position=0.6, count=0.5, pattern=0.6)
 
 
 def describe(scene: Scene, rng: np.random.Generator, rates: dict | None = None) -> str:
@@ -211,14 +252,15 @@ def describe(scene: Scene, rng: np.random.Generator, rates: dict | None = None) 
     objs = scene.objects
     with_size = rng.random() < rates["size"]
     with_pos = rng.random() < rates["position"]
+    with_pat = rng.random() < rates["pattern"]
     if len(objs) == 1:
         o = objs[0]
         templates = CAPTION_TEMPLATES_ONE_AT if with_pos else CAPTION_TEMPLATES_ONE
         template = templates[rng.integers(len(templates))]
-        return template.format(obj=o.phrase(with_size), obj_pos=o.phrase(with_size, True), bg=scene.background,
-                               pos=o.position)
+        return template.format(obj=o.phrase(with_size, False, with_pat), obj_pos=o.phrase(with_size, True, with_pat),
+                               bg=scene.background, pos=o.position)
     order = rng.permutation(len(objs))
-    parts = [objs[i].phrase(with_size, with_pos) for i in order]
+    parts = [objs[i].phrase(with_size, with_pos, with_pat) for i in order]
     listed = ", ".join(f"a {p}" for p in parts[:-1]) + f" and a {parts[-1]}"
     if rng.random() < rates["count"]:
         return f"{COUNT_WORDS[len(objs)]} shapes: {listed}"
@@ -241,7 +283,8 @@ def random_objects(rng: np.random.Generator, n_objects: int, label: int | None =
     objs = []
     for lab, region in zip(labels, regions):
         color, shape = CLASSES[lab].split("_")
-        objs.append(dict(color=color, shape=shape, size=list(SIZES)[rng.integers(len(SIZES))], region=region))
+        objs.append(dict(color=color, shape=shape, size=list(SIZES)[rng.integers(len(SIZES))], region=region,
+                         pattern=PATTERNS[rng.integers(len(PATTERNS))]))
     return objs
 
 

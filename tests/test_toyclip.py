@@ -9,7 +9,7 @@ import torch
 from course_utils import assets, contrastive, models, toyclip, zero_shot
 from course_utils import toyworld as tw
 from course_utils.data import pil_batch, to_input
-from course_utils.inside_vit import run_blocks
+from course_utils.inside_vit import attention_heads, patch_tokens, run_blocks
 from course_utils.legrad import layer_score
 from course_utils.models import clip, load_clip, load_toyclip, model_info
 
@@ -29,8 +29,8 @@ def test_training_smoke_loss_falls_and_is_deterministic():
 
 
 def test_each_auxiliary_objective_changes_training_and_training_stays_deterministic():
-    """The bundled recipe's extra terms (token-mean readout, patches as class prompts, foils, one-property captions),
-    each changed from its default."""
+    """The bundled recipe's extra terms (token-mean readout, patches as class prompts, foils, one-property captions,
+    the head objective and its terms), each changed from its default."""
     kw = dict(steps=30, batch_size=32, n_scenes=320, out=None, log_every=1000, eval_every=0)
     model, losses = toyclip.train(**kw)  # the defaults: both objectives, foils and 15% one-property captions
     assert np.mean(losses[-5:]) < 0.9 * np.mean(losses[:5]), losses
@@ -40,6 +40,8 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert losses != toyclip.train(**{**kw, "property_captions": 0.5})[1]
     assert losses != toyclip.train(**{**kw, "background_patches": True})[1]
     assert losses != toyclip.train(**{**kw, "patch_blocks": 2})[1]
+    for term in ("aux_heads", "head_purity", "head_truth", "head_look"):  # the head objective and each of its terms
+        assert losses != toyclip.train(**{**kw, term: 0.0})[1], term
     assert losses == toyclip.train(**kw)[1]
     centred, centred_losses = toyclip.train(**{**kw, "centre_text": True})
     assert centred_losses == losses  # the centring comes after the last step and edits the text projection only
@@ -136,6 +138,8 @@ def test_twin_scenes_differ_in_one_named_property():
 
 def test_foil_captions_change_one_named_property_of_one_object():
     size_words, position_words = set(tw.SIZES), {w for p in tw.POSITIONS.values() for w in p.split()}
+    pattern_words = set(tw.PATTERNS)
+    kinds = set()
     with_foil = 0
     for seed in range(60):
         scene = tw.random_scene(seed)
@@ -143,22 +147,27 @@ def test_foil_captions_change_one_named_property_of_one_object():
         assert (caption, foil) == toyclip.foil_caption(scene, np.random.default_rng(seed))  # reproducible
         words = caption.split()
         names_size, names_position = bool(size_words & set(words)), " at the " in caption or " in the " in caption
-        if not (names_size or names_position):
+        names_pattern = bool(pattern_words & {w.strip(",") for w in words})
+        if not (names_size or names_position or names_pattern):
             assert foil == "", (caption, foil)
             continue
         with_foil += 1
         changed = [(a.strip(","), b.strip(",")) for a, b in zip(words, foil.split()) if a != b]
         assert len(words) == len(foil.split()) and changed, (caption, foil)
-        assert all({a, b} <= size_words for a, b in changed) or all({a, b} <= position_words for a, b in changed)
-        if all({a, b} <= size_words for a, b in changed):
-            assert len(changed) == 1, (caption, foil)  # one object's size
-    assert 30 <= with_foil < 60  # most captions name size or position, some name neither
+        kind = [k for k, ws in (("size", size_words), ("position", position_words), ("pattern", pattern_words))
+                if all({a, b} <= ws for a, b in changed)]
+        assert len(kind) == 1, (caption, foil)
+        kinds.add(kind[0])
+        if kind[0] != "position":
+            assert len(changed) == 1, (caption, foil)  # one object's size or pattern
+    assert 30 <= with_foil < 60  # most captions name size, position or pattern, some name none of them
+    assert kinds == {"size", "position", "pattern"}
 
 
 def test_property_captions_name_one_true_property_and_nothing_else():
     words = {"colour": set(tw.COLORS), "shape": set(tw.SHAPES), "size": set(tw.SIZES),
              "position": {w for p in tw.POSITIONS.values() for w in p.split()},
-             "count": {tw.COUNT_WORDS[n] for n in (1, 2, 3)}}
+             "count": {tw.COUNT_WORDS[n] for n in (1, 2, 3)}, "pattern": set(tw.PATTERNS)}
     seen = set()
     for seed in range(150):
         scene = tw.random_scene(seed)
@@ -169,7 +178,8 @@ def test_property_captions_name_one_true_property_and_nothing_else():
         assert named == {prop}, (prop, caption)  # one property, and the one it says it names
         o = scene.objects
         true = dict(colour={x.color for x in o}, shape={x.shape for x in o}, size={x.size for x in o},
-                    position={x.position for x in o}, count={tw.COUNT_WORDS[len(o)]})[prop]
+                    position={x.position for x in o}, count={tw.COUNT_WORDS[len(o)]},
+                    pattern={x.pattern for x in o})[prop]
         assert any(v in caption for v in true), (caption, scene.caption)  # true of one of the scene's objects
         if prop == "count":
             assert caption.endswith("thing" if len(o) == 1 else "things"), caption
@@ -345,3 +355,79 @@ def test_bundled_model_meets_the_acceptance_figures():
     assert met["zero_shot_top1"] and met["pointing_game_strict"] and met["legrad_premise"] and met["ablation_pattern"], met
     assert {p for p, share in result["role_ceiling"].items() if share >= 0.8} == set(result["role_properties"]), result
     assert set(result["role_heads_confirmed"]) <= set(result["role_heads"]) and not met["textspan_premise"], result
+
+
+def test_block_with_heads_is_the_block_and_keeps_each_heads_cls_share_and_attention():
+    """The head objective's forward pass: the same block output, each head's share of the CLS update, and CLS's
+    attention, all checked against the block and the course's attention written out."""
+    model = models.build(models.TOYCLIP, 0).eval()
+    block = model.visual.transformer.resblocks[-1]
+    images = to_input(pil_batch(tw.random_scene(i).image for i in range(3)))
+    with torch.no_grad():
+        x = patch_tokens(model.visual, images).permute(1, 0, 2)  # [N, B, D]
+        out, (heads, look) = toyclip.block_with_heads(block, x)
+        torch.testing.assert_close(out, block(x), atol=1e-5, rtol=1e-5)
+        y = block.ln_1(x)
+        update = block.attn(y, y, y, need_weights=False)[0][0]  # [B, D]: the attention's update at CLS
+        torch.testing.assert_close(heads.sum(1) + block.attn.out_proj.bias, update, atol=1e-5, rtol=1e-5)
+        probs, _ = attention_heads(y.permute(1, 0, 2), block.attn.in_proj_weight, block.attn.in_proj_bias, TOY_HEADS)
+        torch.testing.assert_close(look, probs[:, :, 0], atol=1e-6, rtol=1e-5)
+
+
+def _head_batch(n=48, seed=0):
+    """Scenes, their value counts split per property, and their patch labels: head_loss's inputs from the toy world."""
+    scenes = [tw.random_scene(seed + i) for i in range(n)]
+    counts = torch.tensor(np.stack([toyclip.value_counts(s) for s in scenes])).float()
+    ends = np.cumsum([len(v) for v in toyclip.COUNTED_PROPERTIES.values()]).tolist()
+    split = {p: counts[:, e - len(v):e] for (p, v), e in zip(toyclip.COUNTED_PROPERTIES.items(), ends)}
+    labels = torch.tensor(np.stack([toyclip.patch_labels(s, 8) for s in scenes])).long()
+    return scenes, split, labels
+
+
+def test_value_counts_count_each_property_of_each_object():
+    scenes, split, _ = _head_batch()
+    for b, scene in enumerate(scenes):
+        for p, values in toyclip.COUNTED_PROPERTIES.items():
+            assert split[p][b].sum() == len(scene.objects)
+        words = dict(colour=[o.color for o in scene.objects], pattern=[o.pattern for o in scene.objects])
+        for p, seen in words.items():
+            assert {toyclip.COUNTED_PROPERTIES[p][i] for i in split[p][b].nonzero()[:, 0].tolist()} == set(seen)
+
+
+def test_each_term_of_the_head_objective_is_zero_exactly_where_its_heads_do_what_it_asks():
+    """head_loss's ground-truth and look terms, each isolated by switching the others off: zero for heads whose
+    contribution is a linear function of their property's counts and whose CLS attention lies on the objects; large
+    for random heads with attention spread over the image."""
+    torch.manual_seed(0)
+    model = models.build(models.TOYCLIP, 0).eval()
+    visual = model.visual
+    scenes, split, labels = _head_batch()
+    B, D, H = len(scenes), visual.proj.shape[0], TOY_HEADS
+    N = labels.shape[1] + 1
+    d = visual.proj.shape[1]
+    role_text = {p: torch.nn.functional.normalize(torch.randn(len(split[p][0]), d), dim=-1)
+                 for p in set(toyclip.HEAD_ROLES.values())}
+    final_cls = torch.randn(D).expand(B, D)  # one variance for all: the readout's scale is the same for every scene
+    linear = torch.zeros(1, B, H, D)
+    for h, prop in toyclip.HEAD_ROLES.items():
+        linear[0, :, h] = split[prop] @ torch.randn(split[prop].shape[1], D)  # [B, D]: a function of the counts
+    random = torch.randn(1, B, H, D)
+    on = (labels >= 0).float()
+    on_objects = torch.cat([torch.zeros(B, 1), on / on.sum(1, keepdim=True).clamp(min=1)], dim=1)  # [B, N]
+    looks_on = on_objects[None, :, None].expand(1, B, H, N)
+    looks_spread = torch.full((1, B, H, N), 1 / N)
+
+    def term(heads, looks, **weight):
+        kw = dict(purity=0.0, truth=0.0, look=0.0)
+        with torch.no_grad():
+            base = toyclip.head_loss(heads, final_cls, visual, split, role_text, model.logit_scale, looks, labels, **kw)
+            return float(toyclip.head_loss(heads, final_cls, visual, split, role_text, model.logit_scale, looks,
+                                           labels, **{**kw, **weight}) - base)
+
+    assert abs(term(linear, looks_on, truth=1.0)) < 1e-4  # R² = 1 on the one-object scenes
+    assert term(random, looks_on, truth=1.0) > 0.5  # noise: R² small
+    assert abs(term(linear, looks_on, look=1.0)) < 1e-6  # all of CLS's attention on object patches
+    seen = on.sum(1) > 0
+    spread = float((1 - on[seen].sum(1) / N).mean())  # what uniform attention leaves off the objects
+    assert abs(term(linear, looks_spread, look=1.0) - spread) < 1e-5 and spread > 0.5
+    assert 0 < term(random, looks_on, purity=1.0) <= 1.0  # random directions lie mostly outside a property's span

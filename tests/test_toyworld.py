@@ -24,10 +24,28 @@ def test_masks_cover_each_object_and_the_object_colour():
         assert len(scene.objects) == 3 and len({o.region for o in scene.objects}) == 3
         for obj in scene.objects:
             assert obj.mask.shape == (tw.IMAGE_SIZE, tw.IMAGE_SIZE) and obj.mask.sum() > 30
-            inside = pixels[obj.mask].mean(axis=0)
-            assert np.abs(inside - tw.COLORS[obj.color]).max() < 40, (obj, inside)
+            close = (np.abs(pixels[obj.mask] - tw.COLORS[obj.color]).max(axis=1) < 40).mean()  # in the object's colour
+            assert close > (0.9 if obj.pattern == "plain" else 0.25), (obj, close)  # a pattern paints the rest
         union = sum(o.mask.astype(int) for o in scene.objects)
         assert union.max() == 1  # objects never overlap
+
+
+def test_a_pattern_paints_a_second_tone_inside_the_object_only():
+    base = dict(color="blue", shape="square", size="large", region=(0, 1))
+    plain = tw.draw_scene([base], seed=3)
+    assert plain.objects[0].pattern == "plain"
+    pixels = np.asarray(plain.image).astype(int)
+    for pattern in tw.PATTERNS[1:]:
+        scene = tw.draw_scene([{**base, "pattern": pattern}], seed=3)
+        changed = (np.asarray(scene.image).astype(int) != pixels).any(axis=2)  # [H, W]
+        mask = scene.objects[0].mask
+        assert scene.objects[0].pattern == pattern and np.array_equal(mask, plain.objects[0].mask)
+        assert changed.any() and not changed[~mask].any(), pattern  # only the object's own pixels change
+        assert 0.1 < changed[mask].mean() < 0.7, (pattern, changed[mask].mean())  # a second tone, not a new colour
+    with pytest.raises(ValueError, match="unknown pattern 'wavy'; the toy world has: plain, striped"):
+        tw.draw_scene([{**base, "pattern": "wavy"}])
+    drawn = {o.pattern for i in range(60) for o in tw.random_scene(i).objects}
+    assert drawn == set(tw.PATTERNS)  # random scenes use every pattern
 
 
 def test_captions_name_every_object():
