@@ -154,7 +154,7 @@ def test_both_premises_hold_on_the_bundled_toyclip_and_fail_on_untrained_weights
     assert set(bundled["textspan"]["confirmed_properties"]) <= {"colour", "shape"}
     assert not bundled["textspan"]["holds"] and not bundled["textspan"]["holds_by_texts"]
     assert bundled["legrad"]["holds"] and bundled["legrad"]["token_mean_top1_last_block"] >= cm.LEGRAD_PREMISE
-    assert set(bundled["textspan"]["ceiling"]) == {"colour", "shape", "position", "size", "count"}
+    assert set(bundled["textspan"]["ceiling"]) == {"colour", "shape", "position", "size", "count", "pattern"}
     assert bundled["textspan"]["reachable"] == [p for p, c in bundled["textspan"]["ceiling"].items() if c >= 0.8]
 
 

@@ -100,7 +100,7 @@ def test_pools_are_built_by_the_script_and_sized():
     assert {"object", "animal", "place", "colour", "texture", "material", "shape", "count", "position", "style",
             "lighting", "weather", "mood"} <= set(props)
     toy, toy_props = pools.load_pool("toy")
-    assert {"colour", "shape", "position", "size", "count", "background", "distractor"} == set(toy_props)
+    assert {"colour", "shape", "position", "size", "count", "pattern", "background", "distractor"} == set(toy_props)
     from course_utils import toyworld as tw
 
     assert all(c in toy for c in tw.COLORS) and all(s in toy for s in tw.SHAPES)
