@@ -27,7 +27,7 @@ TYPICAL_COLOUR = dict(zip(tw.SHAPES, tw.COLORS))  # shape -> the colour the prom
 MAJORITY_SHARE = 0.95  # share of each class drawn in its typical colour, as Waterbirds' 95% (Sagawa et al., 2020)
 PROMPT_TEMPLATE = "a photo of a {colour} {shape}"
 SPLIT_SEED = 9_000_000  # the spurious-cue scenes and the retrieval gallery: a split of their own
-PROPERTIES = ("colour", "shape", "size", "position")  # what a single-object scene's ground truth says
+PROPERTIES = ("colour", "shape", "pattern", "size", "position")  # what a single-object scene's ground truth says
 
 
 def spurious_prompts(typical: dict[str, str] = TYPICAL_COLOUR, template: str = PROMPT_TEMPLATE) -> list[str]:
@@ -50,7 +50,8 @@ class GroupedScenes:
     Taught in: notebook 09, "A classifier that leans on colour".
     """
     images: list  # PIL images
-    values: dict[str, torch.Tensor]  # property -> [N] index into tw.COLORS, tw.SHAPES, tw.SIZES, tw.POSITIONS_LIST
+    values: dict[str, torch.Tensor]  # property -> [N] index into tw.COLORS, tw.SHAPES, tw.PATTERNS, tw.SIZES,
+    # tw.POSITIONS_LIST
     typical: torch.Tensor  # [N] bool: drawn in its shape's typical colour
     groups: torch.Tensor  # [N] long: 2 * shape + (0 typical, 1 not), so 20 groups
 
@@ -61,7 +62,8 @@ class GroupedScenes:
 
 def _scene_values(scene) -> dict[str, int]:
     o = scene.objects[0]
-    return dict(colour=list(tw.COLORS).index(o.color), shape=tw.SHAPES.index(o.shape), size=list(tw.SIZES).index(o.size),
+    return dict(colour=list(tw.COLORS).index(o.color), shape=tw.SHAPES.index(o.shape),
+                pattern=tw.PATTERNS.index(o.pattern), size=list(tw.SIZES).index(o.size),
                 position=tw.POSITIONS_LIST.index(o.region))
 
 
@@ -101,7 +103,7 @@ def spurious_test_set(n_per_group: int = 50, size: int = tw.IMAGE_SIZE,
 
 
 def retrieval_gallery(n_per_class: int = 5, size: int = tw.IMAGE_SIZE) -> GroupedScenes:
-    """n_per_class single-object scenes of each of the 100 classes (sizes and positions random): few enough of
+    """n_per_class single-object scenes of each of the 100 classes (sizes, positions and patterns random): few enough of
     each class that a query's ten nearest images can't all be its own class.
 
     Taught in: notebook 09, "Retrieval by one property".
@@ -249,7 +251,7 @@ def chance_precision(values: torch.Tensor) -> float:
 
 
 def retrieval_table(c: HeadContributions, gallery: GroupedScenes, roles: dict, k: int = 10,
-                    role_names=("colour", "shape")) -> dict[str, dict[str, float]]:
+                    role_names=("colour", "shape", "pattern")) -> dict[str, dict[str, float]]:
     """Mean precision@k for each property (columns), searching with each role's heads, with the full embedding, and
     by chance (a random ranking).
 

@@ -106,9 +106,9 @@ def foil_caption(scene: tw.Scene, rng: np.random.Generator) -> tuple[str, str]:
     none of them.
 
     A foil is a hard negative: in a batch of unrelated scenes, colour and shape alone tell every caption apart, so
-    nothing makes the image embedding carry size or position. Its own caption's foil does. The foil changes one
-    object: its size flips, its pattern changes, or it moves to another region (swapping with the object there, so
-    the scene stays possible and the words must bind to the right object).
+    nothing makes the image embedding carry size, position or pattern. Its own caption's foil does. The foil changes
+    one object: its size flips, its pattern changes, or it moves to another region (swapping with the object there,
+    so the scene stays possible and the words must bind to the right object).
     Used by: make_training_set (foils) and tests/test_toyclip.py.
     """
     state = rng.bit_generator.state
@@ -154,8 +154,8 @@ def property_caption(scene: tw.Scene, rng: np.random.Generator) -> tuple[str, st
     or "three things", drawn uniformly over colour, shape, size, position, pattern (of one random object) and count.
 
     Full captions always name colour and shape, and those two alone tell almost every pair of scenes apart, so the
-    image embedding spends little of itself on the rest. A caption that names only size, position or count can only
-    be matched by an embedding that carries that property on its own.
+    image embedding spends little of itself on the rest. A caption that names only size, position, pattern or count
+    can only be matched by an embedding that carries that property on its own.
     Used by: make_training_set (property_captions) and tests/test_toyclip.py.
     """
     prop = list(PROPERTY_TEMPLATES)[rng.integers(len(PROPERTY_TEMPLATES))]
@@ -398,8 +398,8 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     in large CLIPs. aux_patches > 0 adds that weight times patch_loss: each patch token that lies on an object,
     read out like the image embedding, should match that object's class prompt ("a photo of a red circle.").
     twin_fraction: the share of scene pairs that are twins (make_training_set); a batch always holds whole pairs.
-    foils: each caption that names size or position brings its foil (foil_caption), a hard negative that only an
-    image embedding carrying that property can rank below the true caption (foil_clip_loss, on the CLS embedding).
+    foils: each caption that names size, position or pattern brings its foil (foil_caption), a hard negative that only
+    an image embedding carrying that property can rank below the true caption (foil_clip_loss, on the CLS embedding).
     property_captions: the share of captions that name a single property (property_caption). The defaults are the
     bundled recipe; data/README.md gives each term's reason and the recipes tried. background_patches: the patch
     objective also reads each patch that no object touches as its background's prompt ("a photo of a black
@@ -709,7 +709,7 @@ def main(argv=None) -> int:
                    help="weight of the loss that reads each object patch as its class prompt (0: off)")
     t.add_argument("--twin-fraction", type=float, default=0.0, help="share of scene pairs that differ in one property")
     t.add_argument("--foils", action=argparse.BooleanOptionalAction, default=True,
-                   help="foil captions, hard negatives that differ in size or position (--no-foils: off)")
+                   help="foil captions, hard negatives that differ in size, position or pattern (--no-foils: off)")
     t.add_argument("--property-captions", type=float, default=0.15,
                    help="share of captions that name one property only, e.g. 'a thing at the top left'")
     t.add_argument("--background-patches", action="store_true",

@@ -55,13 +55,13 @@ def superclass_of(label: int) -> int:
 
 
 def check_attributes(color: str | None = None, shape: str | None = None, size: str | None = None,
-                     background: str | None = None) -> None:
+                     background: str | None = None, pattern: str | None = None) -> None:
     """Raise a ValueError naming the bad attribute and listing the allowed values.
 
     Used by: class_name and draw_scene.
     """
     for kind, value, allowed in (("colour", color, COLORS), ("shape", shape, SHAPES), ("size", size, SIZES),
-                                 ("background", background, BACKGROUNDS)):
+                                 ("background", background, BACKGROUNDS), ("pattern", pattern, PATTERNS)):
         if value is not None and value not in allowed:
             raise ValueError(f"unknown {kind} {value!r}; the toy world has: {', '.join(allowed)}.")
 
@@ -200,7 +200,7 @@ def draw_scene(objects: list[dict], background: str = "white", seed: int = 0, si
     draw = ImageDraw.Draw(image)
     placed = []
     for o in objects:
-        check_attributes(o["color"], o["shape"], o["size"])
+        check_attributes(o["color"], o["shape"], o["size"], pattern=o.get("pattern"))
         row, col = o["region"]
         if not (0 <= row < GRID and 0 <= col < GRID):
             raise ValueError(f"region {o['region']} is outside the {GRID}x{GRID} grid.")
@@ -238,13 +238,14 @@ CAPTION_TEMPLATES_ONE = (  # single-object captions: without the position ...
 CAPTION_TEMPLATES_ONE_AT = (  # ... and with it
     "a {obj_pos}", "there is a {obj} in the {pos}", "a photo of a {obj_pos}",
 )
-# How often a caption names each optional property. Heads can only come to mean "size" or "position" if captions
-# name them often enough for the text tower to learn those words (notebook 06 reads the heads through text).
+# How often a caption names each optional property. Heads can only come to mean "size", "position" or "pattern" if
+# captions name them often enough for the text tower to learn those words (notebook 06 reads the heads through text).
 CAPTION_RATES = dict(size=0.6, position=0.6, count=0.5, pattern=0.6)
 
 
 def describe(scene: Scene, rng: np.random.Generator, rates: dict | None = None) -> str:
-    """A varied caption: colour and shape always; size, position, count and background at `rates` (CAPTION_RATES).
+    """A varied caption: colour and shape always; size, position, pattern, count and background at `rates`
+    (CAPTION_RATES).
 
     Used by: draw_scene (the captions shown in notebook 02, "The toy world").
     """
@@ -292,7 +293,7 @@ POSITIONS_LIST = list(POSITIONS)
 
 
 def random_scene(seed: int, n_objects: int | None = None, label: int | None = None, size: int = IMAGE_SIZE) -> Scene:
-    """Scene number `seed`: 1-3 objects (or `n_objects`), random classes, regions, sizes and background.
+    """Scene number `seed`: 1-3 objects (or `n_objects`), random classes, regions, sizes, patterns and background.
 
     Taught in: notebook 02, "The toy world".
     """
