@@ -89,7 +89,7 @@ assert similarity.numel() != 1
 #
 # ## 2 · The toy world
 #
-# Our data: drawn scenes of 1–3 coloured shapes, each with a caption. There are 10 colours × 10 shapes = **100
+# Our data: drawn scenes of 1–3 coloured, patterned shapes, each with a caption. There are 10 colours × 10 shapes = **100
 # classes** (mirroring CIFAR-100), and the world knows where every object is. Notebook 07 uses that to score heatmaps.
 
 # %% tags=["nbval-check-output"]
@@ -523,8 +523,8 @@ widgets.interact_manual(nearest_scenes, caption=widgets.Text("two shapes: a blue
 
 
 # %% [markdown]
-# **Open task (~10 min): words the world doesn't have.** ToyCLIP knows ten colours, ten shapes, two sizes and four
-# positions. Put three captions it could have seen and three it couldn't ("a teal circle", "a red circle *without* a
+# **Open task (~10 min): words the world doesn't have.** ToyCLIP knows ten colours, ten shapes, six patterns, two sizes
+# and four positions. Put three captions it could have seen and three it couldn't ("a teal circle", "a red circle *without* a
 # star", "a hexagon") in `my_captions` and look at the nearest scenes. What does the model do with a word it never saw:
 # ignore it, or let it pull towards something? One sentence per caption.
 

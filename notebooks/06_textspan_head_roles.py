@@ -19,7 +19,7 @@
 # real mode, encoding the 2,928 descriptions and 1,000 images takes a few minutes on CPU.
 #
 # Real mode: openai's ViT-B/32, CIFAR-100 and the course's pool of 2,928 photo descriptions. Offline: ToyCLIP,
-# toy-world scenes and a pool of toy-world phrases (every colour, shape, position, size, count, background, plus
+# toy-world scenes and a pool of toy-world phrases (every colour, shape, pattern, position, size, count, background, plus
 # distractors). Both pools are in `data/`, written by `python -m course_utils.pools`.
 
 # %% tags=["colab-setup"]

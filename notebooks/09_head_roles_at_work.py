@@ -13,7 +13,7 @@
 # - build a test set with a spurious cue, and measure average and worst-group accuracy the way Waterbirds does;
 # - remove the cue by mean-ablating the heads TextSpan labels with it, and tell a real effect from luck with a
 #   random-heads control and a should-hurt control;
-# - retrieve images by one property (colour, shape) with one role's heads, and measure precision@10 against the
+# - retrieve images by one property (colour, shape, pattern) with one role's heads, and measure precision@10 against the
 #   full embedding;
 # - place TextSpan among the work that followed it, and look for high-norm tokens in a model yourself.
 #
@@ -76,7 +76,7 @@ print(f"{model.course_asset.name}: {L} blocks x {H} heads, scenes drawn at {SIZE
 # toy world's description pool, and label each head with the property most of its five texts are about.
 
 # %% tags=["varies"]
-texts, properties = pools.load_pool("toy")      # descriptions of colours, shapes, sizes, positions, counts
+texts, properties = pools.load_pool("toy")      # descriptions of colours, shapes, patterns, sizes, ...
 text_emb = encode_texts(model, texts).cpu()
 scenes = tw.scenes(rehearsal_sized(500, 20), size=SIZE)
 labelled = contributions([s.image for s in scenes])
@@ -371,7 +371,7 @@ table = rw.retrieval_table(in_gallery, gallery, roles, k=10)
 print(f"{'precision@10':18}" + "".join(f"{p:>10}" for p in rw.PROPERTIES))
 for name, row in table.items():  # the last row: what a random ranking scores
     print(f"{name:18}" + "".join(f"{row[p]:10.3f}" for p in rw.PROPERTIES))
-for role in ("colour", "shape"):
+for role in ("colour", "shape", "pattern"):
     if f"{role} heads" in table:  # the course's bar: at least 0.8, and above the full embedding
         ours, full = table[f"{role} heads"][role], table["full embedding"][role]
         print(f"{role} heads on {role}: {ours:.3f} vs the full embedding's {full:.3f} "
