@@ -327,7 +327,7 @@ HEAD_ROLES = {  # aux_heads: which head of each of the last two blocks is traine
 
 def head_loss(heads: torch.Tensor, final_cls: torch.Tensor, visual, counts: dict, role_text: dict, logit_scale,
               looks: torch.Tensor, patch_labels: torch.Tensor, purity: float = 2.0, truth: float = 2.0,
-              look: float = 1.0) -> torch.Tensor:
+              look: float = 1.0, apart: float = 0.0) -> torch.Tensor:
     """The head objective, averaged over the roles of HEAD_ROLES (in each of the k last blocks). Its four terms:
 
     - naming: heads [k, B, H, D] (block_with_heads) read as direct contributions to the embedding (ln_post's scale at
@@ -339,7 +339,10 @@ def head_loss(heads: torch.Tensor, final_cls: torch.Tensor, visual, counts: dict
       training-time twin of textspan.head_property_shares: over several objects every property's counts also carry
       the number of objects, which a head can learn instead);
     - look (weight `look`): 1 - the share of the CLS token's attention, looks [k, B, H, N], on patches that an object
-      covers at least half of (patch_labels [B, N - 1] >= 0; scenes without one are left out).
+      covers at least half of (patch_labels [B, N - 1] >= 0; scenes without one are left out);
+    - apart (weight `apart`): the share of the contribution inside each other role property's span, averaged over
+      those properties (a pattern head inside the pattern words' span can still lie along shape words where the two
+      spans overlap, and TextSpan then names it by shape texts).
 
     Used by: train (aux_heads).
     """
@@ -363,6 +366,11 @@ def head_loss(heads: torch.Tensor, final_cls: torch.Tensor, visual, counts: dict
             ch = c[:, :, h]  # [k, B, d]
             outside = ch - (ch @ basis) @ basis.T
             losses.append(purity * (outside ** 2).sum(dim=(1, 2)).div((ch ** 2).sum(dim=(1, 2))).mean())
+        if apart:
+            ch = c[:, :, h]  # [k, B, d]
+            others = [q for q in bases if q != prop]
+            inside = sum(((ch @ bases[q]) ** 2).sum(dim=(1, 2)) for q in others) / len(others)  # [k]
+            losses.append(apart * inside.div((ch ** 2).sum(dim=(1, 2))).mean())
         single = counts[prop].sum(1) == 1  # [B]
         if truth and single.sum() > counts[prop].shape[1]:  # more one-object scenes than values: a fit that can fail
             X = counts[prop][single] - counts[prop][single].mean(0)  # [b, V]
@@ -390,7 +398,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
           aux_token_mean: float = 1.0, aux_patches: float = 1.0, twin_fraction: float = 0.0, workers: int = 1,
           device: str = "cpu", foils: bool = True, property_captions: float = 0.15, background_patches: bool = False,
           patch_blocks: int = 1, centre_text: bool = False, aux_heads: float = 1.0, head_purity: float = 2.0,
-          head_truth: float = 2.0, head_look: float = 1.0, init: Path | None = None):
+          head_truth: float = 2.0, head_look: float = 1.0, head_apart: float = 0.0, init: Path | None = None):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -481,7 +489,8 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
                 batch_counts = counts[idx].to(device)  # [B, all values]
                 split = {p: batch_counts[:, e - len(v):e] for (p, v), e in zip(COUNTED_PROPERTIES.items(), ends)}
                 loss = loss + aux_heads * head_loss(heads, final_cls, model.visual, split, role_text, model.logit_scale,
-                                                    looks, labels[idx].to(device), head_purity, head_truth, head_look)
+                                                    looks, labels[idx].to(device), head_purity, head_truth, head_look,
+                                                    head_apart)
         else:
             loss = foil_clip_loss(model.encode_image(x), text, foil, model.logit_scale)
         opt.zero_grad(set_to_none=True)
@@ -722,6 +731,8 @@ def main(argv=None) -> int:
     t.add_argument("--head-truth", type=float, default=2.0, help="head objective: weight of its ground-truth term")
     t.add_argument("--head-look", type=float, default=1.0,
                    help="head objective: weight of its term that asks the role heads to look at the objects")
+    t.add_argument("--head-apart", type=float, default=0.0,
+                   help="head objective: weight of its term that keeps each role head out of the other roles' spans")
     t.add_argument("--init", type=Path, default=None, help="start from this checkpoint instead of random weights")
     t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     t.add_argument("--centre-text", action="store_true",
@@ -749,7 +760,7 @@ def main(argv=None) -> int:
               aux_patches=args.aux_patches, twin_fraction=args.twin_fraction, workers=args.workers, device=args.device,
               foils=args.foils, property_captions=args.property_captions, background_patches=args.background_patches,
               patch_blocks=args.patch_blocks, centre_text=args.centre_text, aux_heads=args.aux_heads,
-              head_purity=args.head_purity, head_truth=args.head_truth, head_look=args.head_look, init=args.init,
+              head_purity=args.head_purity, head_truth=args.head_truth, head_look=args.head_look, head_apart=args.head_apart, init=args.init,
               lr=args.lr)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)

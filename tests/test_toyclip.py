@@ -41,8 +41,9 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert losses != toyclip.train(**{**kw, "property_captions": 0.5})[1]
     assert losses != toyclip.train(**{**kw, "background_patches": True})[1]
     assert losses != toyclip.train(**{**kw, "patch_blocks": 2})[1]
-    for term in ("aux_heads", "head_purity", "head_truth", "head_look"):  # the head objective and each of its terms
-        assert losses != toyclip.train(**{**kw, term: 0.0})[1], term
+    for term, other in (("aux_heads", 0.0), ("head_purity", 0.0), ("head_truth", 0.0), ("head_look", 0.0),
+                        ("head_apart", 1.0)):  # the head objective and each of its terms
+        assert losses != toyclip.train(**{**kw, term: other})[1], term
     assert losses == toyclip.train(**kw)[1]
     centred, centred_losses = toyclip.train(**{**kw, "centre_text": True})
     assert centred_losses == losses  # the centring comes after the last step and edits the text projection only
@@ -432,3 +433,39 @@ def test_each_term_of_the_head_objective_is_zero_exactly_where_its_heads_do_what
     spread = float((1 - on[seen].sum(1) / N).mean())  # what uniform attention leaves off the objects
     assert abs(term(linear, looks_spread, look=1.0) - spread) < 1e-5 and spread > 0.5
     assert 0 < term(random, looks_on, purity=1.0) <= 1.0  # random directions lie mostly outside a property's span
+
+
+def test_the_apart_term_is_the_share_of_each_role_head_inside_the_other_roles_spans():
+    """head_loss's apart term alone: 0 when every property's text span is orthogonal to what the heads write, 1 when
+    each span contains all of it."""
+    torch.manual_seed(0)
+    model = models.build(models.TOYCLIP, 0).eval()
+    visual = model.visual
+    scenes, split, labels = _head_batch(n=6)  # 6 scenes: the heads' batch-centred contributions span <= 5 directions
+    B, D, H = len(scenes), visual.proj.shape[0], TOY_HEADS
+    heads, final_cls = torch.randn(1, B, 1, D).expand(1, B, H, D), torch.randn(D).expand(B, D)  # every head the same
+    with torch.no_grad():  # what head_loss reads: each head through ln_post's scale and proj, centred over the batch
+        sigma = (final_cls.var(dim=-1, unbiased=False, keepdim=True) + visual.ln_post.eps).sqrt()
+        c = ((heads - heads.mean(-1, keepdim=True)) / sigma[None, :, None] * visual.ln_post.weight) @ visual.proj
+        c = (c - c.mean(dim=1, keepdim=True)).flatten(0, 2)  # [B * H, d]
+    written = torch.linalg.svd(c.T, full_matrices=False)[0][:, :5]  # [d, 5]: every role head's contribution
+    d = written.shape[0]
+    rest = torch.linalg.svd(torch.eye(d) - written @ written.T)[0][:, : d - 5]  # [d, d - 5]: orthogonal to them
+    looks = torch.zeros(1, B, H, labels.shape[1] + 1)
+
+    def apart(spans):  # role texts whose V - 1 centred directions lie in spans[V - 1] [d, V - 1]
+        texts = {}
+        for p in set(toyclip.HEAD_ROLES.values()):
+            V = split[p].shape[1]
+            rows = torch.randn(V, V - 1) @ spans[V - 1].T
+            texts[p] = torch.nn.functional.normalize(rows - rows.mean(0), dim=-1)
+        kw = dict(purity=0.0, truth=0.0, look=0.0)
+        with torch.no_grad():
+            base = toyclip.head_loss(heads, final_cls, visual, split, texts, model.logit_scale, looks, labels, **kw)
+            with_term = toyclip.head_loss(heads, final_cls, visual, split, texts, model.logit_scale, looks, labels,
+                                          **kw, apart=1.0)
+        return float(with_term - base)  # the mean over the role heads of their share in the other roles' spans
+
+    assert abs(apart({9: rest[:, :9], 5: rest[:, 9:14]})) < 1e-5
+    padded = torch.cat([written, rest[:, :4]], dim=1)  # [d, 9]: colour and shape have 9 directions, pattern 5
+    assert abs(apart({9: padded, 5: written}) - 1) < 1e-4
