@@ -353,7 +353,8 @@ def head_loss(heads: torch.Tensor, final_cls: torch.Tensor, visual, counts: dict
     c = c - c.mean(dim=1, keepdim=True)
     unit = F.normalize(c, dim=-1)
     losses = []
-    bases = {p: torch.linalg.svd(t.T, full_matrices=False)[0][:, : t.shape[0] - 1] for p, t in role_text.items()}
+    bases = {p: torch.linalg.svd(t.detach().T, full_matrices=False)[0][:, : t.shape[0] - 1]  # [d, V - 1] each
+             for p, t in role_text.items()}
     on = (patch_labels >= 0).float()  # [B, N - 1]: patches an object covers at least half of
     seen = on.sum(1) > 0  # [B]
     for h, prop in HEAD_ROLES.items():
@@ -398,7 +399,8 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
           aux_token_mean: float = 1.0, aux_patches: float = 1.0, twin_fraction: float = 0.0, workers: int = 1,
           device: str = "cpu", foils: bool = True, property_captions: float = 0.15, background_patches: bool = False,
           patch_blocks: int = 1, centre_text: bool = False, aux_heads: float = 1.0, head_purity: float = 2.0,
-          head_truth: float = 2.0, head_look: float = 1.0, head_apart: float = 0.0, init: Path | None = None):
+          head_truth: float = 2.0, head_look: float = 1.0, head_apart: float = 0.0, head_text: bool = False,
+          init: Path | None = None):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -479,7 +481,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
                 loss = loss + aux_patches * sum(patch_loss(p, target, class_text, model.logit_scale)
                                                 for p in patches) / len(patches)
             if aux_heads:
-                with torch.no_grad():
+                with torch.set_grad_enabled(head_text):  # head_text: the role words learn from the heads too
                     role_text = {}
                     for p, toks in role_tokens.items():
                         t = F.normalize(encode_text_short(model, toks), dim=-1)
@@ -733,6 +735,8 @@ def main(argv=None) -> int:
                    help="head objective: weight of its term that asks the role heads to look at the objects")
     t.add_argument("--head-apart", type=float, default=0.0,
                    help="head objective: weight of its term that keeps each role head out of the other roles' spans")
+    t.add_argument("--head-text", action="store_true",
+                   help="head objective: its naming term also trains the text tower's words for the roles")
     t.add_argument("--init", type=Path, default=None, help="start from this checkpoint instead of random weights")
     t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     t.add_argument("--centre-text", action="store_true",
@@ -760,7 +764,8 @@ def main(argv=None) -> int:
               aux_patches=args.aux_patches, twin_fraction=args.twin_fraction, workers=args.workers, device=args.device,
               foils=args.foils, property_captions=args.property_captions, background_patches=args.background_patches,
               patch_blocks=args.patch_blocks, centre_text=args.centre_text, aux_heads=args.aux_heads,
-              head_purity=args.head_purity, head_truth=args.head_truth, head_look=args.head_look, head_apart=args.head_apart, init=args.init,
+              head_purity=args.head_purity, head_truth=args.head_truth, head_look=args.head_look, head_apart=args.head_apart,
+              head_text=args.head_text, init=args.init,
               lr=args.lr)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)
