@@ -269,9 +269,11 @@ def foil_clip_loss(image_emb: torch.Tensor, text_emb: torch.Tensor, foil_emb: to
 def image_readouts(model, images: torch.Tensor, patch_blocks: int = 1, head_blocks: int = 0):
     """One forward pass read three ways: model.encode_image(images) [B, d]; the last block's token-mean readout
     (LeGrad's, unit length) [B, d]; and every patch token through ln_post and proj, after each of the last
-    `patch_blocks` blocks [k, B, grid * grid, d] (the last block's first).
+    `patch_blocks` blocks [k, B, grid * grid, d] (the last block's first). With `head_blocks` = k > 0, the last k
+    blocks run through block_with_heads and three more come back: each head's CLS update [k, B, H, D], the final
+    CLS token [B, D] and CLS's attention [k, B, H, N].
 
-    Used by: train, for the auxiliary objectives (aux_token_mean, aux_patches, patch_blocks).
+    Used by: train, for the auxiliary objectives (aux_token_mean, aux_patches, patch_blocks, aux_heads).
     """
     visual = model.visual
     x = patch_tokens(visual, images).permute(1, 0, 2)  # [N, B, D]: openai's blocks take the sequence first
@@ -292,6 +294,10 @@ def image_readouts(model, images: torch.Tensor, patch_blocks: int = 1, head_bloc
 
 
 def embedding_etc(visual, x, outputs, patch_blocks):
+    """image_readouts' three readings of the final tokens x [B, N, D] and of the blocks' outputs [N, B, D] each.
+
+    Used by: image_readouts.
+    """
     embedding = visual.ln_post(x[:, 0]) @ visual.proj  # [B, d]: what encode_image returns
     token_mean = token_mean_embedding(x, visual.ln_post.weight, visual.ln_post.bias, visual.proj, visual.ln_post.eps)
     patches = torch.stack([visual.ln_post(out[1:].permute(1, 0, 2)) @ visual.proj
@@ -301,7 +307,8 @@ def embedding_etc(visual, x, outputs, patch_blocks):
 
 def block_with_heads(block, x: torch.Tensor):
     """One residual block of the image tower, computed by hand so that each head's output at CLS is kept:
-    returns (the block's output [N, B, D], per-head CLS outputs through the output projection [B, H, D]).
+    returns (the block's output [N, B, D], (per-head CLS outputs through the output projection [B, H, D], CLS's
+    attention over the tokens [B, H, N])).
 
     Used by: image_readouts (head_blocks), for train's aux_heads.
     """
@@ -328,7 +335,7 @@ HEAD_ROLES = {  # aux_heads: which head of each of the last two blocks is traine
 def head_loss(heads: torch.Tensor, final_cls: torch.Tensor, visual, counts: dict, role_text: dict, logit_scale,
               looks: torch.Tensor, patch_labels: torch.Tensor, purity: float = 2.0, truth: float = 2.0,
               look: float = 1.0, apart: float = 0.0) -> torch.Tensor:
-    """The head objective, averaged over the roles of HEAD_ROLES (in each of the k last blocks). Its four terms:
+    """The head objective, averaged over the roles of HEAD_ROLES (in each of the k last blocks). Its five terms:
 
     - naming: heads [k, B, H, D] (block_with_heads) read as direct contributions to the embedding (ln_post's scale at
       the final CLS, then proj) and centred over the batch, each role head must name the values of its property in
