@@ -407,7 +407,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
           device: str = "cpu", foils: bool = True, property_captions: float = 0.15, background_patches: bool = False,
           patch_blocks: int = 1, centre_text: bool = False, aux_heads: float = 1.0, head_purity: float = 2.0,
           head_truth: float = 2.0, head_look: float = 1.0, head_apart: float = 0.0, head_text: bool = False,
-          init: Path | None = None):
+          head_from: int = 0, init: Path | None = None):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -426,6 +426,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     centre_text: after the last step, centre_text_space (tried, see data/README.md).
     aux_heads > 0 adds that weight times head_loss, which trains six heads in each of the last two blocks to carry
     colour, shape or pattern (HEAD_ROLES) with its terms weighted head_purity, head_truth and head_look (see head_loss).
+    head_from: the step from which the ground-truth and look terms count (before it: naming and purity only).
     init: start from this checkpoint's weights instead of random ones (a fine-tune; not the bundled recipe).
     `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
@@ -498,8 +499,9 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
                 batch_counts = counts[idx].to(device)  # [B, all values]
                 split = {p: batch_counts[:, e - len(v):e] for (p, v), e in zip(COUNTED_PROPERTIES.items(), ends)}
                 loss = loss + aux_heads * head_loss(heads, final_cls, model.visual, split, role_text, model.logit_scale,
-                                                    looks, labels[idx].to(device), head_purity, head_truth, head_look,
-                                                    head_apart)
+                                                    looks, labels[idx].to(device), head_purity,
+                                                    head_truth if step >= head_from else 0.0,
+                                                    head_look if step >= head_from else 0.0, head_apart)
         else:
             loss = foil_clip_loss(model.encode_image(x), text, foil, model.logit_scale)
         opt.zero_grad(set_to_none=True)
@@ -744,6 +746,8 @@ def main(argv=None) -> int:
                    help="head objective: weight of its term that keeps each role head out of the other roles' spans")
     t.add_argument("--head-text", action="store_true",
                    help="head objective: its naming term also trains the text tower's words for the roles")
+    t.add_argument("--head-from", type=int, default=0,
+                   help="head objective: the step from which its ground-truth and look terms count")
     t.add_argument("--init", type=Path, default=None, help="start from this checkpoint instead of random weights")
     t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     t.add_argument("--centre-text", action="store_true",
@@ -772,7 +776,7 @@ def main(argv=None) -> int:
               foils=args.foils, property_captions=args.property_captions, background_patches=args.background_patches,
               patch_blocks=args.patch_blocks, centre_text=args.centre_text, aux_heads=args.aux_heads,
               head_purity=args.head_purity, head_truth=args.head_truth, head_look=args.head_look, head_apart=args.head_apart,
-              head_text=args.head_text, init=args.init,
+              head_text=args.head_text, head_from=args.head_from, init=args.init,
               lr=args.lr)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)

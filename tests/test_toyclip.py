@@ -42,7 +42,7 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert losses != toyclip.train(**{**kw, "background_patches": True})[1]
     assert losses != toyclip.train(**{**kw, "patch_blocks": 2})[1]
     for term, other in (("aux_heads", 0.0), ("head_purity", 0.0), ("head_truth", 0.0), ("head_look", 0.0),
-                        ("head_apart", 1.0), ("head_text", True)):  # the head objective and each of its terms
+                        ("head_apart", 1.0), ("head_text", True), ("head_from", 10)):  # the head objective, its terms
         assert losses != toyclip.train(**{**kw, term: other})[1], term
     assert losses == toyclip.train(**kw)[1]
     centred, centred_losses = toyclip.train(**{**kw, "centre_text": True})
