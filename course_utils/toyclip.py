@@ -407,7 +407,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
           device: str = "cpu", foils: bool = True, property_captions: float = 0.15, background_patches: bool = False,
           patch_blocks: int = 1, centre_text: bool = False, aux_heads: float = 1.0, head_purity: float = 2.0,
           head_truth: float = 2.0, head_look: float = 1.0, head_apart: float = 0.0, head_text: bool = False,
-          head_from: int = 0, init: Path | None = None):
+          head_from: float = 0.5, init: Path | None = None):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -426,7 +426,8 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     centre_text: after the last step, centre_text_space (tried, see data/README.md).
     aux_heads > 0 adds that weight times head_loss, which trains six heads in each of the last two blocks to carry
     colour, shape or pattern (HEAD_ROLES) with its terms weighted head_purity, head_truth and head_look (see head_loss).
-    head_from: the step from which the ground-truth and look terms count (before it: naming and purity only).
+    head_from: the share of the steps after which the ground-truth and look terms count (before: naming and purity
+    only; 0.5 of 3,000 steps is step 1,500, the bundled recipe: see data/README.md for why the order matters).
     init: start from this checkpoint's weights instead of random ones (a fine-tune; not the bundled recipe).
     `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
@@ -436,6 +437,9 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     if not 1 <= patch_blocks <= n_blocks:
         raise ValueError(f"train: patch_blocks={patch_blocks}, but ToyCLIP's image tower has {n_blocks} blocks; "
                          f"use 1 to {n_blocks}.")
+    if not 0 <= head_from <= 1:
+        raise ValueError(f"train: head_from={head_from}, but it is a share of the {steps} steps; use 0 to 1 "
+                         f"(0.5, the bundled recipe: the ground-truth and look terms count from step {steps // 2}).")
     if threads:
         torch.set_num_threads(threads)
     start = time.perf_counter()
@@ -462,6 +466,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1}, {"params": rest, "weight_decay": 0.0}],
                             lr=lr, betas=(0.9, 0.98), eps=1e-6)
     warmup = max(1, steps // 20)
+    truth_from = round(head_from * steps)  # the first step with the ground-truth and look terms
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min(1.0, (s + 1) / warmup) * 0.5 * (1 + math.cos(math.pi * min(1.0, s / steps))))
     gen = torch.Generator().manual_seed(seed)
@@ -500,8 +505,8 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
                 split = {p: batch_counts[:, e - len(v):e] for (p, v), e in zip(COUNTED_PROPERTIES.items(), ends)}
                 loss = loss + aux_heads * head_loss(heads, final_cls, model.visual, split, role_text, model.logit_scale,
                                                     looks, labels[idx].to(device), head_purity,
-                                                    head_truth if step >= head_from else 0.0,
-                                                    head_look if step >= head_from else 0.0, head_apart)
+                                                    head_truth if step >= truth_from else 0.0,
+                                                    head_look if step >= truth_from else 0.0, head_apart)
         else:
             loss = foil_clip_loss(model.encode_image(x), text, foil, model.logit_scale)
         opt.zero_grad(set_to_none=True)
@@ -746,8 +751,8 @@ def main(argv=None) -> int:
                    help="head objective: weight of its term that keeps each role head out of the other roles' spans")
     t.add_argument("--head-text", action="store_true",
                    help="head objective: its naming term also trains the text tower's words for the roles")
-    t.add_argument("--head-from", type=int, default=0,
-                   help="head objective: the step from which its ground-truth and look terms count")
+    t.add_argument("--head-from", type=float, default=0.5,
+                   help="head objective: the share of the steps after which its ground-truth and look terms count")
     t.add_argument("--init", type=Path, default=None, help="start from this checkpoint instead of random weights")
     t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     t.add_argument("--centre-text", action="store_true",

@@ -42,7 +42,7 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert losses != toyclip.train(**{**kw, "background_patches": True})[1]
     assert losses != toyclip.train(**{**kw, "patch_blocks": 2})[1]
     for term, other in (("aux_heads", 0.0), ("head_purity", 0.0), ("head_truth", 0.0), ("head_look", 0.0),
-                        ("head_apart", 1.0), ("head_text", True), ("head_from", 10)):  # the head objective, its terms
+                        ("head_apart", 1.0), ("head_text", True), ("head_from", 0.2)):  # the head objective, its terms
         assert losses != toyclip.train(**{**kw, term: other})[1], term
     assert losses == toyclip.train(**kw)[1]
     centred, centred_losses = toyclip.train(**{**kw, "centre_text": True})
@@ -51,6 +51,8 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert [k for k, v in centred.state_dict().items() if not torch.equal(v, plain[k])] == ["text_projection"]
     with pytest.raises(ValueError, match="patch_blocks=7, but ToyCLIP's image tower has 6 blocks"):
         toyclip.train(**{**kw, "patch_blocks": 7})
+    with pytest.raises(ValueError, match="head_from=1500, but it is a share of the 30 steps; use 0 to 1"):
+        toyclip.train(**{**kw, "head_from": 1500})
     images = to_input(pil_batch(tw.random_scene(i).image for i in range(3)))
     with torch.no_grad():
         embedding, token_mean, patches = toyclip.image_readouts(model.eval(), images, patch_blocks=2)
