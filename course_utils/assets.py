@@ -111,7 +111,7 @@ register(
     Asset(
         "toyclip",
         "data/toyclip.pt",
-        "eec80b6a73c1d10fb167d5134b0dc6e2318774bfe40f2c960ba173915f4cea0c",
+        "ce20f82dfa37266bb8566fea777745655613f6de2984ff52d96cd62dcd65bbb2",
         "toyclip.pt",
         None,
         "MIT, like this course: trained from scratch by course_utils.toyclip on the procedurally drawn toy world",

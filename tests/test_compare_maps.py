@@ -137,9 +137,13 @@ def test_centred_prompts_give_textspan_its_relative_map_and_lift_legrads_absolut
     torch.testing.assert_close(textspan_heatmap(model, image, centred, relative=False),
                                textspan_heatmap(model, image, texts)[[4, 9]] * factor[:, None, None],
                                atol=1e-4, rtol=1e-4)
-    # what every class prompt shares is what LeGrad's absolute maps point at on the bundled model (data/README.md)
-    results = cm.compare(model, n_scenes=30, methods=("legrad_last2", "legrad_last2_centred"), progress=False)
-    assert results["legrad_last2_centred"]["pointing_game"] > results["legrad_last2"]["pointing_game"] + 0.2, results
+    # part of what LeGrad's absolute maps point at on the bundled model is what every class prompt shares: without it,
+    # fewer peaks land on the background (data/README.md: 0.790 against 0.734 on these 500 objects; on v2.1, 0.928
+    # against 0.492)
+    results = cm.compare(model, n_scenes=250, methods=("legrad_last2", "legrad_last2_centred"), progress=False)
+    centred, plain = results["legrad_last2_centred"], results["legrad_last2"]
+    assert centred["pointing_game"] > plain["pointing_game"] + 0.03, results
+    assert centred["misses_on_background"] < plain["misses_on_background"], results
 
 
 def test_both_premises_hold_on_the_bundled_toyclip_and_fail_on_untrained_weights():
@@ -148,11 +152,11 @@ def test_both_premises_hold_on_the_bundled_toyclip_and_fail_on_untrained_weights
     assert not untrained["legrad"]["holds"] and untrained["legrad"]["token_mean_top1_last_block"] < 0.1
     assert not untrained["textspan"]["holds"] and untrained["textspan"]["confirmed_heads"] == []
     bundled = cm.premises(n_images=300, n_scenes=300)
-    # the bundled model's texts name colour and shape heads; the scenes confirm some of them, and no third property
+    # the bundled model's texts name colour, shape and pattern heads, and the scenes confirm at least six of them
     confirmed = bundled["textspan"]["confirmed_heads"]
-    assert confirmed and set(confirmed) <= set(bundled["textspan"]["role_heads"])
-    assert set(bundled["textspan"]["confirmed_properties"]) <= {"colour", "shape"}
-    assert not bundled["textspan"]["holds"] and not bundled["textspan"]["holds_by_texts"]
+    assert len(confirmed) >= 6 and set(confirmed) <= set(bundled["textspan"]["role_heads"])
+    assert set(bundled["textspan"]["confirmed_properties"]) == {"colour", "shape", "pattern"}
+    assert bundled["textspan"]["holds"] and bundled["textspan"]["holds_by_texts"]
     assert bundled["legrad"]["holds"] and bundled["legrad"]["token_mean_top1_last_block"] >= cm.LEGRAD_PREMISE
     assert set(bundled["textspan"]["ceiling"]) == {"colour", "shape", "position", "size", "count", "pattern"}
     assert bundled["textspan"]["reachable"] == [p for p, c in bundled["textspan"]["ceiling"].items() if c >= 0.8]
