@@ -244,9 +244,9 @@ print(f"\nheads with at least 80% of their texts about one property: {len(with_r
 # In offline mode, ToyCLIP's last two layers have 8 heads each. (openai's ViTs use 64-wide heads, which would give
 # ToyCLIP's width of 128 only 2; with 2 heads, every head mixed colour with shape and none had a role. The course
 # retrained ToyCLIP with 8 heads of 16 dimensions: see `data/README.md`.) Now several heads earn a role: the last line
-# of the table counts them by property. With the bundled model they are colour heads and shape heads. Size, position
-# and count have no head of their own, although captions name them: those words show up mixed into other heads' texts
-# (notebook 08 measures why, at five texts per head, none of the three could have one here).
+# of the table counts them by property. With the bundled model they are colour, shape and pattern heads, because
+# ToyCLIP was trained to give 12 late heads those roles. Size, position and count have none, although captions name
+# them: those words show up mixed into other heads' texts (notebook 08 measures why none of the three could have one).
 # The mixed heads explain most of their variance all the same (the `explained` column): the span is right, it just
 # isn't about one property. In real mode, ViT-B/32 has 12 heads per layer; expect some clean
 # heads and many mixed ones. CIFAR-100's 32-pixel images are a narrow slice of what CLIP has seen, and ViT-B/32 is much

@@ -296,7 +296,7 @@ plt.tight_layout(); plt.show()
 # - **TextSpan's premise.** TextSpan explains the model through heads with roles. Test: TextSpan with the toy
 #   pool on the last two layers' heads (notebook 06). Bar: at least 6 heads with 80% or more of their texts about one
 #   property, covering at least 3 properties, each confirmed by the scenes: that property explains 80% of the head's
-#   variance (a head's texts can name one property while another varies).
+#   variance.
 #
 # First the readout, block by block, on this mode's own test set (CIFAR-100 in real mode, the toy test set offline):
 
@@ -338,23 +338,24 @@ print("  a head about one property alone would get, from the same pool: "
 # %% [markdown]
 # **What the last line asks.** The text pool, not the heads: TextSpan's 5 texts for a head carrying one property and
 # nothing else (`ideal_head_share`). Two sizes move such a head along one direction: after one size text, the picks
-# go elsewhere. On the bundled ToyCLIP only colour and shape (10 values each) fill it, so its premise
-# cannot hold.
+# go elsewhere. Colour and shape (10 values each) and pattern (6) fill it; size, position and count cannot, so the
+# toy world paints patterns.
 #
 # **Why ToyCLIP is trained the way it is.** The course's first ToyCLIP was trained like openai's CLIP, through the CLS
 # token only. Its token-mean readout classified the toy test set at 1.6 to 6.2% (chance: 1%), so LeGrad's score was
 # noise with a gradient, and its peaks landed on the background for 92% of the objects. openai's CLIP is also trained through CLS
 # only, so that alone is not the explanation; what matters is what the late patch tokens carry, which can be
-# measured, as above. The bundled ToyCLIP therefore adds two objectives (recipe and reasons: `data/README.md`): the
-# contrastive loss on the token-mean readout too, and a loss that reads each patch on an object as that object's class
-# prompt (its captions changed too). In real mode, the cells above measure the model you loaded. The lesson: an
-# attribution method carries assumptions about the model, and they can be measured before anyone ranks it.
+# measured, as above. The bundled ToyCLIP therefore adds objectives (recipe and reasons: `data/README.md`): the
+# contrastive loss on the token-mean readout too, a loss that reads each patch on an object as that object's class
+# prompt, and one that asks 12 late heads for colour, shape or pattern. Its head roles were asked for, not found;
+# the paper finds them in the real model. The lesson: an attribution method carries assumptions about the model, and
+# they can be measured before anyone ranks it.
 #
 # A premise test is a check, not a proof. Among the recipes tried for ToyCLIP, one whose token mean classified at 99%
 # still had LeGrad (last two blocks, absolute) point at only 18% of the objects; another, trained with the patch
 # objective alone, read 6% through its token mean while LeGrad, relative to the prompts, pointed at 96%. LeGrad's
-# gradient reads each token's value through the readout, so it needs patch tokens that carry their own object, which
-# the token mean only partly tests.
+# gradient reads each token's value, so it needs patch tokens that carry their own object: the token mean only
+# partly tests that.
 #
 # ## 4 · The measured table, fair by construction
 #
