@@ -503,10 +503,10 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
                 ends = np.cumsum([len(v) for v in COUNTED_PROPERTIES.values()]).tolist()
                 batch_counts = counts[idx].to(device)  # [B, all values]
                 split = {p: batch_counts[:, e - len(v):e] for (p, v), e in zip(COUNTED_PROPERTIES.items(), ends)}
+                late = step >= truth_from  # head_from: the ground-truth and look terms count from here on
                 loss = loss + aux_heads * head_loss(heads, final_cls, model.visual, split, role_text, model.logit_scale,
                                                     looks, labels[idx].to(device), head_purity,
-                                                    head_truth if step >= truth_from else 0.0,
-                                                    head_look if step >= truth_from else 0.0, head_apart)
+                                                    head_truth if late else 0.0, head_look if late else 0.0, head_apart)
         else:
             loss = foil_clip_loss(model.encode_image(x), text, foil, model.logit_scale)
         opt.zero_grad(set_to_none=True)
