@@ -270,26 +270,29 @@ def image_readouts(model, images: torch.Tensor, patch_blocks: int = 1, head_bloc
     """One forward pass read three ways: model.encode_image(images) [B, d]; the last block's token-mean readout
     (LeGrad's, unit length) [B, d]; and every patch token through ln_post and proj, after each of the last
     `patch_blocks` blocks [k, B, grid * grid, d] (the last block's first). With `head_blocks` = k > 0, the last k
-    blocks run through block_with_heads and three more come back: each head's CLS update [k, B, H, D], the final
-    CLS token [B, D] and CLS's attention [k, B, H, N].
+    blocks run through block_with_heads and four more come back: each head's CLS update [k, B, H, D], the final
+    CLS token [B, D], CLS's attention [k, B, H, N], and per block (block, residual after attention [N, B, D], values
+    [B, H, N, e], output [N, B, D]), what legrad_relevance reads.
 
-    Used by: train, for the auxiliary objectives (aux_token_mean, aux_patches, patch_blocks, aux_heads).
+    Used by: train, for the auxiliary objectives (aux_token_mean, aux_patches, patch_blocks, aux_heads, aux_legrad).
     """
     visual = model.visual
     x = patch_tokens(visual, images).permute(1, 0, 2)  # [N, B, D]: openai's blocks take the sequence first
     blocks = visual.transformer.resblocks
-    outputs, heads, looks = [], [], []
+    outputs, heads, looks, inside = [], [], [], []
     for i, block in enumerate(blocks):
         if i >= len(blocks) - head_blocks:
-            x, (h, a) = block_with_heads(block, x)
+            x, (h, a, mid, v) = block_with_heads(block, x)
             heads.append(h)
             looks.append(a)
+            inside.append((block, mid, v, x))
         else:
             x = block(x)
         outputs.append(x)
     x = x.permute(1, 0, 2)  # [B, N, D]
     if head_blocks:
-        return embedding_etc(visual, x, outputs, patch_blocks) + (torch.stack(heads), x[:, 0], torch.stack(looks))
+        return embedding_etc(visual, x, outputs, patch_blocks) + (torch.stack(heads), x[:, 0], torch.stack(looks),
+                                                                  inside)
     return embedding_etc(visual, x, outputs, patch_blocks)
 
 
@@ -308,9 +311,9 @@ def embedding_etc(visual, x, outputs, patch_blocks):
 def block_with_heads(block, x: torch.Tensor):
     """One residual block of the image tower, computed by hand so that each head's output at CLS is kept:
     returns (the block's output [N, B, D], (per-head CLS outputs through the output projection [B, H, D], CLS's
-    attention over the tokens [B, H, N])).
+    attention over the tokens [B, H, N], the residual after attention [N, B, D], each head's values [B, H, N, e])).
 
-    Used by: image_readouts (head_blocks), for train's aux_heads.
+    Used by: image_readouts (head_blocks), for train's aux_heads and aux_legrad.
     """
     attn = block.attn
     N, B, D = x.shape
@@ -323,9 +326,8 @@ def block_with_heads(block, x: torch.Tensor):
     W = einops.rearrange(attn.out_proj.weight, "D (h e) -> h e D", h=H)
     heads = torch.einsum("bhe,heD->bhD", o[:, :, 0], W)  # [B, H, D]: each head's share of the CLS update
     look = (q[:, :, :1] @ k.transpose(-1, -2) / q.shape[-1] ** 0.5).softmax(-1)[:, :, 0]  # [B, H, N]: CLS's attention
-    x = x + out
-    x = x + block.mlp(block.ln_2(x))
-    return x, (heads, look)
+    mid = x + out
+    return mid + block.mlp(block.ln_2(mid)), (heads, look, mid, v)
 
 
 HEAD_ROLES = {  # aux_heads: which head of each of the last two blocks is trained for which property (6, 7: free)
@@ -391,6 +393,74 @@ def head_loss(heads: torch.Tensor, final_cls: torch.Tensor, visual, counts: dict
     return sum(losses) / len(HEAD_ROLES)
 
 
+LEGRAD_IMAGES = 16  # train's aux_legrad reads LeGrad's relevance on this many images of each batch (its cost)
+
+
+def layer_norm_vjp(x: torch.Tensor, norm, w: torch.Tensor) -> torch.Tensor:
+    """w [.., D] pulled back through the LayerNorm `norm` at its inputs x [.., D] (shapes broadcast): the gradient of
+    (norm(x) . w) with respect to x, written out so that it can itself be trained.
+
+    Used by: legrad_relevance.
+    """
+    mu = x.mean(dim=-1, keepdim=True)
+    sigma = (x.var(dim=-1, unbiased=False, keepdim=True) + norm.eps).sqrt()
+    xhat = (x - mu) / sigma
+    w = w * norm.weight
+    return (w - w.mean(dim=-1, keepdim=True) - xhat * (w * xhat).mean(dim=-1, keepdim=True)) / sigma
+
+
+def legrad_relevance(visual, block, mid: torch.Tensor, values: torch.Tensor, out: torch.Tensor, texts: torch.Tensor,
+                     image_of: torch.Tensor) -> torch.Tensor:
+    """LeGrad's relevance at one block (course_utils.legrad, before the sum over blocks, upsampling and min-max)
+    for M (image, prompt) pairs, computed without autograd so that a loss on it trains with one backward pass.
+
+    mid [N, B, D] (the residual after attention), values [B, H, N, e] and out [N, B, D] (the block's output) come
+    from block_with_heads; texts [M, d] (unit) and image_of [M] (the image of each pair) -> [M, N - 1].
+    LeGrad's score s = normalise(ln_post(mean over tokens of out) @ proj) . t is a function of the mean token, so its
+    gradient g [M, D] is the same at every token's output; through the MLP's residual branch it becomes g_i at token
+    i; and the gradient with respect to head h's attention from token i to token j is g_i . (v_j W_O,h).
+    Checked against course_utils.legrad (tests/test_toyclip.py).
+
+    Used by: legrad_loss.
+    """
+    mlp, H = block.mlp, values.shape[1]
+    N = out.shape[0]
+    pooled = out.mean(dim=0)[image_of]  # [M, D]
+    e = visual.ln_post(pooled) @ visual.proj  # [M, d]
+    unit = F.normalize(e, dim=-1)
+    g = (texts - (unit * texts).sum(-1, keepdim=True) * unit) / e.norm(dim=-1, keepdim=True)  # [M, d]: ds/de
+    g = layer_norm_vjp(pooled, visual.ln_post, g @ visual.proj.T) / N  # [M, D]: ds/d(each token's output)
+    m = mid.permute(1, 0, 2)  # [B, N, D]
+    a = block.ln_2(m) @ mlp.c_fc.weight.T + mlp.c_fc.bias  # [B, N, F]
+    s = torch.sigmoid(1.702 * a)  # openai's QuickGELU, x sigmoid(1.702 x); its derivative below
+    back = (g @ mlp.c_proj.weight)[:, None] * (s + 1.702 * a * s * (1 - s))[image_of]  # [M, N, F]
+    g_i = g[:, None] + layer_norm_vjp(m[image_of], block.ln_2, back @ mlp.c_fc.weight)  # [M, N, D]: ds/d(mid_i)
+    W = einops.rearrange(block.attn.out_proj.weight, "D (h e) -> h e D", h=H)
+    g_ih = torch.einsum("miD,heD->mhie", g_i, W)  # [M, H, N, e]
+    grad = g_ih @ values[image_of].transpose(-1, -2)  # [M, H, N, N]: d s / d A[h, i, j]
+    return grad.clamp(min=0).mean(dim=(1, 2))[:, 1:]  # ReLU, mean over heads and query rows, CLS key dropped
+
+
+def legrad_loss(visual, inside: list, labels: torch.Tensor, class_text: torch.Tensor) -> torch.Tensor:
+    """1 - the share of LeGrad's relevance (summed over the blocks in `inside`, image_readouts' per-block tuples) that
+    lies on the patches of the object its prompt names, averaged over every (image, class) pair with labelled patches.
+    labels [B, P] (patch_labels, -1: no object; labels >= C, background_patches' backgrounds, count as none),
+    class_text [C, d]. LeGrad's maps are absolute (one prompt, no comparison with the others), so relevance that every
+    prompt puts on the background costs here.
+
+    Used by: train (aux_legrad).
+    """
+    C = class_text.shape[0]
+    labels = torch.where(labels < C, labels.long(), -1)
+    present = torch.zeros(labels.shape[0], C + 1, dtype=torch.bool, device=labels.device)
+    present.scatter_(1, labels + 1, True)  # column 0: "no object"
+    image_of, cls = present[:, 1:].nonzero(as_tuple=True)  # [M] each
+    texts = F.normalize(class_text[cls], dim=-1)
+    relevance = sum(legrad_relevance(visual, block, mid, v, out, texts, image_of) for block, mid, v, out in inside)
+    on = (labels[image_of] == cls[:, None]).float()  # [M, P]
+    return (1 - (relevance * on).sum(1) / relevance.sum(1).clamp_min(1e-12)).mean()
+
+
 def patch_loss(patches: torch.Tensor, labels: torch.Tensor, class_text: torch.Tensor, logit_scale) -> torch.Tensor:
     """Cross-entropy of each labelled patch's readout [B, P, d] against the class prompts' embeddings [C, d]
     (labels [B, P], -1 = no object: ignored), at the model's temperature.
@@ -407,7 +477,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
           device: str = "cpu", foils: bool = True, property_captions: float = 0.15, background_patches: bool = False,
           patch_blocks: int = 1, centre_text: bool = False, aux_heads: float = 1.0, head_purity: float = 2.0,
           head_truth: float = 2.0, head_look: float = 1.0, head_apart: float = 0.0, head_text: bool = False,
-          head_from: float = 0.5, init: Path | None = None):
+          head_from: float = 0.5, aux_legrad: float = 0.0, init: Path | None = None):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -428,6 +498,9 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     colour, shape or pattern (HEAD_ROLES) with its terms weighted head_purity, head_truth and head_look (see head_loss).
     head_from: the share of the steps after which the ground-truth and look terms count (before: naming and purity
     only; 0.5 of 3,000 steps is step 1,500, the bundled recipe: see data/README.md for why the order matters).
+    aux_legrad > 0 adds that weight times legrad_loss: LeGrad's own relevance on the last two blocks, for each object's
+    class prompt, should lie on that object's patches (on LEGRAD_IMAGES images of each batch; tried, see
+    data/README.md).
     init: start from this checkpoint's weights instead of random ones (a fine-tune; not the bundled recipe).
     `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
@@ -480,19 +553,25 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
         with_foil = idx[has_foil[idx]]
         foil = encode_text_short(model, foil_tokens[with_foil].to(device)) if len(with_foil) else None
         if aux_token_mean or aux_patches:
-            if aux_heads:
-                embedding, token_mean, patches, heads, final_cls, looks = image_readouts(model, x, patch_blocks, head_blocks=2)
+            if aux_heads or aux_legrad:
+                embedding, token_mean, patches, heads, final_cls, looks, inside = image_readouts(
+                    model, x, patch_blocks, head_blocks=2)
             else:
                 embedding, token_mean, patches = image_readouts(model, x, patch_blocks)
             loss = foil_clip_loss(embedding, text, foil, model.logit_scale)
             if aux_token_mean:
                 loss = loss + aux_token_mean * clip_loss(token_mean, text, model.logit_scale)
-            if aux_patches:
+            target = labels[idx].to(device)
+            if aux_patches or aux_legrad:
                 with torch.no_grad():  # the class prompts as the text tower reads them now: targets, not trained here
-                    class_text = encode_text_short(model, class_tokens)  # [C, d]
-                target = labels[idx].to(device)
+                    class_text = encode_text_short(model, class_tokens)  # [C (+ 4), d]
+            if aux_patches:
                 loss = loss + aux_patches * sum(patch_loss(p, target, class_text, model.logit_scale)
                                                 for p in patches) / len(patches)
+            if aux_legrad:  # on the batch's first LEGRAD_IMAGES images only: on all 128 it would add half a step's time
+                n = LEGRAD_IMAGES
+                first = [(block, mid[:, :n], v[:n], out[:, :n]) for block, mid, v, out in inside]
+                loss = loss + aux_legrad * legrad_loss(model.visual, first, target[:n], class_text[: len(tw.CLASSES)])
             if aux_heads:
                 with torch.set_grad_enabled(head_text):  # head_text: the role words learn from the heads too
                     role_text = {}
@@ -753,6 +832,8 @@ def main(argv=None) -> int:
                    help="head objective: its naming term also trains the text tower's words for the roles")
     t.add_argument("--head-from", type=float, default=0.5,
                    help="head objective: the share of the steps after which its ground-truth and look terms count")
+    t.add_argument("--aux-legrad", type=float, default=0.0,
+                   help="weight of the loss that puts LeGrad's relevance for each object's prompt on that object (0: off)")
     t.add_argument("--init", type=Path, default=None, help="start from this checkpoint instead of random weights")
     t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     t.add_argument("--centre-text", action="store_true",
@@ -781,7 +862,7 @@ def main(argv=None) -> int:
               foils=args.foils, property_captions=args.property_captions, background_patches=args.background_patches,
               patch_blocks=args.patch_blocks, centre_text=args.centre_text, aux_heads=args.aux_heads,
               head_purity=args.head_purity, head_truth=args.head_truth, head_look=args.head_look, head_apart=args.head_apart,
-              head_text=args.head_text, head_from=args.head_from, init=args.init,
+              head_text=args.head_text, head_from=args.head_from, aux_legrad=args.aux_legrad, init=args.init,
               lr=args.lr)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)

@@ -11,7 +11,7 @@ from course_utils import assets, contrastive, models, toyclip, zero_shot
 from course_utils import toyworld as tw
 from course_utils.data import pil_batch, to_input
 from course_utils.inside_vit import attention_heads, patch_tokens, run_blocks
-from course_utils.legrad import layer_score
+from course_utils.legrad import layer_score, legrad
 from course_utils.models import clip, load_clip, load_toyclip, model_info
 
 TOY_HEADS = models.ARCHITECTURES[models.TOYCLIP]["vision_heads"]
@@ -41,6 +41,7 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert losses != toyclip.train(**{**kw, "property_captions": 0.5})[1]
     assert losses != toyclip.train(**{**kw, "background_patches": True})[1]
     assert losses != toyclip.train(**{**kw, "patch_blocks": 2})[1]
+    assert losses != toyclip.train(**{**kw, "aux_legrad": 1.0})[1]
     for term, other in (("aux_heads", 0.0), ("head_purity", 0.0), ("head_truth", 0.0), ("head_look", 0.0),
                         ("head_apart", 1.0), ("head_text", True), ("head_from", 0.2)):  # the head objective, its terms
         assert losses != toyclip.train(**{**kw, term: other})[1], term
@@ -374,13 +375,70 @@ def test_block_with_heads_is_the_block_and_keeps_each_heads_cls_share_and_attent
     images = to_input(pil_batch(tw.random_scene(i).image for i in range(3)))
     with torch.no_grad():
         x = patch_tokens(model.visual, images).permute(1, 0, 2)  # [N, B, D]
-        out, (heads, look) = toyclip.block_with_heads(block, x)
+        out, (heads, look, mid, values) = toyclip.block_with_heads(block, x)
         torch.testing.assert_close(out, block(x), atol=1e-5, rtol=1e-5)
         y = block.ln_1(x)
         update = block.attn(y, y, y, need_weights=False)[0][0]  # [B, D]: the attention's update at CLS
         torch.testing.assert_close(heads.sum(1) + block.attn.out_proj.bias, update, atol=1e-5, rtol=1e-5)
-        probs, _ = attention_heads(y.permute(1, 0, 2), block.attn.in_proj_weight, block.attn.in_proj_bias, TOY_HEADS)
+        probs, v = attention_heads(y.permute(1, 0, 2), block.attn.in_proj_weight, block.attn.in_proj_bias, TOY_HEADS)
         torch.testing.assert_close(look, probs[:, :, 0], atol=1e-6, rtol=1e-5)
+        torch.testing.assert_close(mid, x + block.attn(y, y, y, need_weights=False)[0], atol=1e-5, rtol=1e-5)
+        torch.testing.assert_close(values, v, atol=1e-6, rtol=1e-5)
+
+
+def _legrad_model():
+    """A random ToyCLIP whose LayerNorm weights and biases are not at their initial values (1 and 0), so that the
+    written-out LayerNorm gradient is checked where it matters."""
+    torch.manual_seed(0)
+    model = models.build(models.TOYCLIP, 0).eval()
+    with torch.no_grad():
+        for name, p in model.visual.named_parameters():
+            if "ln_" in name:
+                p.add_(0.3 * torch.randn_like(p))
+    return model
+
+
+def test_legrad_relevance_is_legrads_own_map_written_without_autograd():
+    """train's aux_legrad trains what course_utils.legrad computes: the relevance of the last two blocks, summed and
+    upsampled as legrad does, equals legrad's unnormalised map, for several (image, prompt) pairs of one batch."""
+    model = _legrad_model()
+    visual = model.visual
+    images = to_input(pil_batch(tw.random_scene(i).image for i in range(3)))
+    texts = torch.nn.functional.normalize(torch.randn(4, visual.proj.shape[1]), dim=-1)
+    image_of = torch.tensor([0, 0, 1, 2])
+    with torch.no_grad():
+        *_, inside = toyclip.image_readouts(model, images, head_blocks=2)
+        relevance = sum(toyclip.legrad_relevance(visual, *parts, texts, image_of) for parts in inside)  # [4, 64]
+    assert relevance.shape == (4, 64) and (relevance >= 0).all()
+    grid = relevance.view(4, 1, 8, 8)
+    upsampled = torch.nn.functional.interpolate(grid, size=images.shape[-2:], mode="bilinear", align_corners=False)
+    for m in range(4):
+        reference = legrad(model, images[image_of[m]], texts[m][None], normalize=False)[0]
+        torch.testing.assert_close(upsampled[m, 0], reference, atol=1e-5 * float(reference.abs().max()), rtol=1e-4)
+
+
+def test_legrad_loss_is_one_minus_the_relevance_share_on_each_present_object():
+    """legrad_loss, by hand: one pair per (image, class with labelled patches); background labels (>= C) and images
+    without objects bring none; the loss is 1 - the pair's relevance on its class's patches over all its relevance."""
+    model = _legrad_model()
+    visual = model.visual
+    scenes = [tw.random_scene(i) for i in range(4)]
+    images = to_input(pil_batch(s.image for s in scenes))
+    labels = torch.tensor(np.stack([toyclip.patch_labels(s, 8) for s in scenes])).long()
+    labels[3] = -1  # an image without labelled objects
+    labels[2, :5] = len(tw.CLASSES) + 1  # background_patches' labels: not objects
+    class_text = torch.randn(len(tw.CLASSES), visual.proj.shape[1])
+    with torch.no_grad():
+        *_, inside = toyclip.image_readouts(model, images, head_blocks=2)
+        loss = float(toyclip.legrad_loss(visual, inside, labels, class_text))
+        shares = []
+        for b in range(3):
+            for c in sorted(set(labels[b].tolist()) - {-1, len(tw.CLASSES) + 1}):
+                texts = torch.nn.functional.normalize(class_text[c], dim=-1)[None]
+                rel = sum(toyclip.legrad_relevance(visual, *parts, texts, torch.tensor([b])) for parts in inside)[0]
+                shares.append(float(rel[labels[b] == c].sum() / rel.sum()))
+    assert len(shares) >= 3
+    assert abs(loss - (1 - np.mean(shares))) < 1e-5 and 0 < loss < 1
 
 
 def _head_batch(n=48, seed=0):
