@@ -409,8 +409,21 @@ def layer_norm_vjp(x: torch.Tensor, norm, w: torch.Tensor) -> torch.Tensor:
     return (w - w.mean(dim=-1, keepdim=True) - xhat * (w * xhat).mean(dim=-1, keepdim=True)) / sigma
 
 
+def smooth_relu(x: torch.Tensor, sharpness: float, dims) -> torch.Tensor:
+    """A ReLU with a gradient below zero: softplus at the scale of x itself, s / k * softplus(k x / s), where s is the
+    mean |x| over `dims` (held fixed in the backward pass) and k = sharpness. It tends to max(x, 0) as k grows, and
+    scaling x scales it (so a loss on shares of it does not depend on the size of LeGrad's gradients). Far below zero
+    it is about s / k * exp(k x / s): a share of it is then a softmax over the entries, so it still says which entry
+    should rise when every entry is negative, where ReLU's share is 0 / 0 and has no gradient.
+
+    Used by: legrad_relevance (train's legrad_smooth).
+    """
+    s = x.detach().abs().mean(dim=dims, keepdim=True).clamp_min(1e-30)
+    return F.softplus(x * (sharpness / s)) * (s / sharpness)
+
+
 def legrad_relevance(visual, block, mid: torch.Tensor, values: torch.Tensor, out: torch.Tensor, texts: torch.Tensor,
-                     image_of: torch.Tensor) -> torch.Tensor:
+                     image_of: torch.Tensor, smooth: float = 0.0) -> torch.Tensor:
     """LeGrad's relevance at one block (course_utils.legrad, before the sum over blocks, upsampling and min-max)
     for M (image, prompt) pairs, computed without autograd so that a loss on it trains with one backward pass.
 
@@ -419,7 +432,8 @@ def legrad_relevance(visual, block, mid: torch.Tensor, values: torch.Tensor, out
     LeGrad's score s = normalise(ln_post(mean over tokens of out) @ proj) . t is a function of the mean token, so its
     gradient g [M, D] is the same at every token's output; through the MLP's residual branch it becomes g_i at token
     i; and the gradient with respect to head h's attention from token i to token j is g_i . (v_j W_O,h).
-    Checked against course_utils.legrad (tests/test_toyclip.py).
+    Checked against course_utils.legrad (tests/test_toyclip.py). smooth > 0 replaces LeGrad's ReLU by
+    smooth_relu with that sharpness (per pair, over heads and both token axes): a training surrogate, not LeGrad's map.
 
     Used by: legrad_loss.
     """
@@ -438,17 +452,19 @@ def legrad_relevance(visual, block, mid: torch.Tensor, values: torch.Tensor, out
     W = einops.rearrange(block.attn.out_proj.weight, "D (h e) -> h e D", h=H)
     g_ih = torch.einsum("miD,heD->mhie", g_i, W)  # [M, H, N, e]
     grad = g_ih @ values[image_of].transpose(-1, -2)  # [M, H, N, N]: d s / d A[h, i, j]
-    return grad.clamp(min=0).mean(dim=(1, 2))[:, 1:]  # ReLU, mean over heads and query rows, CLS key dropped
+    grad = smooth_relu(grad, smooth, dims=(1, 2, 3)) if smooth else grad.clamp(min=0)  # LeGrad's ReLU
+    return grad.mean(dim=(1, 2))[:, 1:]  # mean over heads and query rows, CLS key dropped
 
 
-def legrad_loss(visual, inside: list, labels: torch.Tensor, class_text: torch.Tensor) -> torch.Tensor:
+def legrad_loss(visual, inside: list, labels: torch.Tensor, class_text: torch.Tensor,
+                smooth: float = 0.0) -> torch.Tensor:
     """1 - the share of LeGrad's relevance (summed over the blocks in `inside`, image_readouts' per-block tuples) that
     lies on the patches of the object its prompt names, averaged over every (image, class) pair with labelled patches.
     labels [B, P] (patch_labels, -1: no object; labels >= C, background_patches' backgrounds, count as none),
     class_text [C, d]. LeGrad's maps are absolute (one prompt, no comparison with the others), so relevance that every
-    prompt puts on the background costs here.
+    prompt puts on the background costs here. smooth: legrad_relevance's (0: LeGrad's ReLU).
 
-    Used by: train (aux_legrad).
+    Used by: train (aux_legrad, legrad_smooth).
     """
     C = class_text.shape[0]
     labels = torch.where(labels < C, labels.long(), -1)
@@ -456,7 +472,8 @@ def legrad_loss(visual, inside: list, labels: torch.Tensor, class_text: torch.Te
     present.scatter_(1, labels + 1, True)  # column 0: "no object"
     image_of, cls = present[:, 1:].nonzero(as_tuple=True)  # [M] each
     texts = F.normalize(class_text[cls], dim=-1)
-    relevance = sum(legrad_relevance(visual, block, mid, v, out, texts, image_of) for block, mid, v, out in inside)
+    relevance = sum(legrad_relevance(visual, block, mid, v, out, texts, image_of, smooth)
+                    for block, mid, v, out in inside)
     on = (labels[image_of] == cls[:, None]).float()  # [M, P]
     return (1 - (relevance * on).sum(1) / relevance.sum(1).clamp_min(1e-12)).mean()
 
@@ -477,7 +494,7 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
           device: str = "cpu", foils: bool = True, property_captions: float = 0.15, background_patches: bool = False,
           patch_blocks: int = 1, centre_text: bool = False, aux_heads: float = 1.0, head_purity: float = 2.0,
           head_truth: float = 2.0, head_look: float = 1.0, head_apart: float = 0.0, head_text: bool = False,
-          head_from: float = 0.5, aux_legrad: float = 0.0, init: Path | None = None):
+          head_from: float = 0.5, aux_legrad: float = 0.0, legrad_smooth: float = 0.0, init: Path | None = None):
     """Train ToyCLIP from scratch; returns (model, list of losses). Deterministic for a given seed and machine.
 
     aux_token_mean > 0 adds that weight times the same contrastive loss on the last block's token-mean readout
@@ -500,7 +517,8 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
     only; 0.5 of 3,000 steps is step 1,500, the bundled recipe: see data/README.md for why the order matters).
     aux_legrad > 0 adds that weight times legrad_loss: LeGrad's own relevance on the last two blocks, for each object's
     class prompt, should lie on that object's patches (on LEGRAD_IMAGES images of each batch; tried, see
-    data/README.md).
+    data/README.md). legrad_smooth > 0: that term reads LeGrad's relevance through smooth_relu of that sharpness
+    instead of a ReLU, so that a map which is zero everywhere still has a gradient (tried, see data/README.md).
     init: start from this checkpoint's weights instead of random ones (a fine-tune; not the bundled recipe).
     `workers` processes draw the scenes (the same scenes for any number); `device` "cuda" trains on a GPU.
 
@@ -571,7 +589,8 @@ def train(steps: int = 3000, batch_size: int = 128, n_scenes: int = 120_000, lr:
             if aux_legrad:  # on the batch's first LEGRAD_IMAGES images only: on all 128 it would add half a step's time
                 n = LEGRAD_IMAGES
                 first = [(block, mid[:, :n], v[:n], out[:, :n]) for block, mid, v, out in inside]
-                loss = loss + aux_legrad * legrad_loss(model.visual, first, target[:n], class_text[: len(tw.CLASSES)])
+                loss = loss + aux_legrad * legrad_loss(model.visual, first, target[:n], class_text[: len(tw.CLASSES)],
+                                                         legrad_smooth)
             if aux_heads:
                 with torch.set_grad_enabled(head_text):  # head_text: the role words learn from the heads too
                     role_text = {}
@@ -834,6 +853,8 @@ def main(argv=None) -> int:
                    help="head objective: the share of the steps after which its ground-truth and look terms count")
     t.add_argument("--aux-legrad", type=float, default=0.0,
                    help="weight of the loss that puts LeGrad's relevance for each object's prompt on that object (0: off)")
+    t.add_argument("--legrad-smooth", type=float, default=0.0,
+                   help="that loss reads LeGrad's ReLU as a softplus of this sharpness (0: the ReLU itself)")
     t.add_argument("--init", type=Path, default=None, help="start from this checkpoint instead of random weights")
     t.add_argument("--lr", type=float, default=1e-3, help="peak learning rate")
     t.add_argument("--centre-text", action="store_true",
@@ -862,8 +883,8 @@ def main(argv=None) -> int:
               foils=args.foils, property_captions=args.property_captions, background_patches=args.background_patches,
               patch_blocks=args.patch_blocks, centre_text=args.centre_text, aux_heads=args.aux_heads,
               head_purity=args.head_purity, head_truth=args.head_truth, head_look=args.head_look, head_apart=args.head_apart,
-              head_text=args.head_text, head_from=args.head_from, aux_legrad=args.aux_legrad, init=args.init,
-              lr=args.lr)
+              head_text=args.head_text, head_from=args.head_from, aux_legrad=args.aux_legrad,
+              legrad_smooth=args.legrad_smooth, init=args.init, lr=args.lr)
         return 0
     result = evaluate(args.checkpoint, args.n_test, args.n_scenes, args.n_role_scenes)
     print_result(result)

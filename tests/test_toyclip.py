@@ -41,7 +41,9 @@ def test_each_auxiliary_objective_changes_training_and_training_stays_determinis
     assert losses != toyclip.train(**{**kw, "property_captions": 0.5})[1]
     assert losses != toyclip.train(**{**kw, "background_patches": True})[1]
     assert losses != toyclip.train(**{**kw, "patch_blocks": 2})[1]
-    assert losses != toyclip.train(**{**kw, "aux_legrad": 1.0})[1]
+    with_legrad = toyclip.train(**{**kw, "aux_legrad": 1.0})[1]
+    assert losses != with_legrad
+    assert with_legrad != toyclip.train(**{**kw, "aux_legrad": 1.0, "legrad_smooth": 10.0})[1]
     for term, other in (("aux_heads", 0.0), ("head_purity", 0.0), ("head_truth", 0.0), ("head_look", 0.0),
                         ("head_apart", 1.0), ("head_text", True), ("head_from", 0.2)):  # the head objective, its terms
         assert losses != toyclip.train(**{**kw, term: other})[1], term
@@ -415,6 +417,40 @@ def test_legrad_relevance_is_legrads_own_map_written_without_autograd():
     for m in range(4):
         reference = legrad(model, images[image_of[m]], texts[m][None], normalize=False)[0]
         torch.testing.assert_close(upsampled[m, 0], reference, atol=1e-5 * float(reference.abs().max()), rtol=1e-4)
+
+
+def test_smooth_relu_tends_to_relu_scales_with_its_input_and_keeps_a_gradient_below_zero():
+    """legrad_smooth's surrogate for LeGrad's ReLU."""
+    torch.manual_seed(0)
+    x = torch.randn(3, 50)
+    relu = x.clamp(min=0)
+    sharp = toyclip.smooth_relu(x, 1e4, dims=1)
+    assert float((sharp - relu).abs().max()) < 1e-3 * float(x.abs().mean())
+    assert float((toyclip.smooth_relu(x, 10.0, dims=1) - relu).abs().max()) > 1e-2  # a real change at k = 10
+    torch.testing.assert_close(toyclip.smooth_relu(7.0 * x, 10.0, dims=1), 7.0 * toyclip.smooth_relu(x, 10.0, dims=1))
+    # every entry negative: ReLU's share of the first five is 0 / 0 with no gradient; the surrogate's is a softmax
+    negative = (-1.0 - x.abs()[:1]).requires_grad_()  # every entry at least 0.5 s below zero
+    soft = toyclip.smooth_relu(negative, 10.0, dims=1)
+    share = soft[0, :5].sum() / soft.sum()
+    share.backward()
+    assert (negative.grad[0, :5] > 0).all() and (negative.grad[0, 5:] <= 0).all()
+    s = negative.detach().abs().mean()
+    torch.testing.assert_close(share.detach(), torch.softmax(10.0 * negative.detach()[0] / s, 0)[:5].sum(),
+                               rtol=0.01, atol=0.0)  # far below zero, softplus(z) ~ exp(z)
+
+
+def test_legrad_relevance_smoothed_tends_to_legrads_own():
+    model = _legrad_model()
+    images = to_input(pil_batch(tw.random_scene(i).image for i in range(2)))
+    texts = torch.nn.functional.normalize(torch.randn(3, model.visual.proj.shape[1]), dim=-1)
+    image_of = torch.tensor([0, 1, 1])
+    with torch.no_grad():
+        *_, inside = toyclip.image_readouts(model, images, head_blocks=2)
+        exact = sum(toyclip.legrad_relevance(model.visual, *parts, texts, image_of) for parts in inside)
+        sharp = sum(toyclip.legrad_relevance(model.visual, *parts, texts, image_of, smooth=1e5) for parts in inside)
+        soft = sum(toyclip.legrad_relevance(model.visual, *parts, texts, image_of, smooth=10.0) for parts in inside)
+    torch.testing.assert_close(sharp, exact, atol=1e-3 * float(exact.max()), rtol=0)
+    assert (soft > exact).all()  # softplus lies above the ReLU everywhere
 
 
 def test_legrad_loss_is_one_minus_the_relevance_share_on_each_present_object():
