@@ -109,6 +109,7 @@ def relevance_from_grad(grad: torch.Tensor) -> torch.Tensor:
     """Gradients [P, H, N, N] -> [P, N-1]: ReLU, mean over heads and query rows, CLS key dropped.
 
     Taught in: notebook 08, "LeGrad, step by step".
+    Used by: toyclip.legrad_relevance (train's LeGrad term).
     """
     return grad.clamp(min=0).mean(dim=(1, 2))[:, 1:]
 

@@ -34,7 +34,7 @@ from .data import pil_batch, to_input
 from .decompose import head_contributions
 from .heatmaps import relative_to_prompts, token_maps
 from .inside_vit import patch_tokens
-from .legrad import token_mean_embedding
+from .legrad import relevance_from_grad, token_mean_embedding
 from .metrics import pointing_hit, standard_tolerance
 from .models import ARCHITECTURE_KEY, ARCHITECTURES, TOYCLIP, build, clip, load_clip
 from .report import print_result
@@ -452,8 +452,9 @@ def legrad_relevance(visual, block, mid: torch.Tensor, values: torch.Tensor, out
     W = einops.rearrange(block.attn.out_proj.weight, "D (h e) -> h e D", h=H)
     g_ih = torch.einsum("miD,heD->mhie", g_i, W)  # [M, H, N, e]
     grad = g_ih @ values[image_of].transpose(-1, -2)  # [M, H, N, N]: d s / d A[h, i, j]
-    grad = smooth_relu(grad, smooth, dims=(1, 2, 3)) if smooth else grad.clamp(min=0)  # LeGrad's ReLU
-    return grad.mean(dim=(1, 2))[:, 1:]  # mean over heads and query rows, CLS key dropped
+    if smooth:  # smooth_relu is >= 0, so relevance_from_grad's own ReLU then leaves it as it is
+        grad = smooth_relu(grad, smooth, dims=(1, 2, 3))
+    return relevance_from_grad(grad)  # LeGrad's ReLU, mean over heads and query rows, CLS key dropped
 
 
 def legrad_loss(visual, inside: list, labels: torch.Tensor, class_text: torch.Tensor,
