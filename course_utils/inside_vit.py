@@ -15,7 +15,7 @@ import torch
 from einops import rearrange
 
 from .by_hand import layer_norm  # notebook 01's LayerNorm (biased variance, eps 1e-5)
-from .models import vit_visual
+from .models import clip, vit_visual
 
 
 @dataclass
@@ -179,8 +179,25 @@ def cls_block(block, x: torch.Tensor):
     probs = torch.softmax(q @ k.transpose(-2, -1) / math.sqrt(q.shape[-1]), dim=-1)  # [B, H, 1, N]
     attn_out = attn.out_proj(rearrange(probs @ v, "b h n d -> b n (h d)"))  # [B, 1, D]
     mid = x[:, :1] + attn_out
-    mlp_out = block.mlp(block.ln_2(mid))
+    mlp_out = block_mlp(block, block.ln_2(mid))
     return probs, v, attn_out, mlp_out, mid + mlp_out
+
+
+def block_mlp(block, x: torch.Tensor) -> torch.Tensor:
+    """block.mlp(x), x [B, N, D] -> [B, N, D], equal bit for bit; with no gradient recorded, QuickGELU runs in place.
+
+    openai's QuickGELU, x · sigmoid(1.702 x), makes three temporaries as large as the hidden layer (4D wide: 20 MB
+    each for a ViT-B/32 batch of 32). glibc gives blocks that large back to the system when they are freed, and the
+    next block's are then fresh pages the system must zero: about 0.15 s of page faults per ViT-B/32 batch on this
+    project's CPU, where the in-place form makes one temporary (benchmarks/decompose_cost.py). Under autograd, or
+    for another activation, it is the module itself (the in-place product would overwrite what backward needs).
+    Used by: run_blocks and cls_block (so decompose, head_contributions and trace_vit).
+    """
+    mlp = block.mlp
+    if torch.is_grad_enabled() or not isinstance(mlp.gelu, clip.model.QuickGELU):
+        return mlp(x)
+    h = mlp.c_fc(x)  # [B, N, 4D]
+    return mlp.c_proj(h.mul_(h.mul(1.702).sigmoid_()))  # h · sigmoid(1.702 h), h overwritten
 
 
 def run_blocks(visual, images: torch.Tensor, cls_only: bool = False, last_at_cls: bool = False):
@@ -201,7 +218,7 @@ def run_blocks(visual, images: torch.Tensor, cls_only: bool = False, last_at_cls
             return
         probs, v, attn_out = block_attention(block, x, cls_only)
         mid = x + attn_out
-        mlp_out = block.mlp(block.ln_2(mid))
+        mlp_out = block_mlp(block, block.ln_2(mid))
         out = mid + mlp_out
         yield x, probs, v, attn_out, mlp_out, out
         x = out

@@ -74,3 +74,18 @@ def test_quick_gelu_is_the_models_activation():
     from clip.model import QuickGELU
 
     torch.testing.assert_close(iv.quick_gelu(x), QuickGELU()(x))
+
+
+def test_block_mlp_is_the_models_mlp_bit_for_bit_and_keeps_autograd(model):
+    block = model.visual.transformer.resblocks[0]
+    x = torch.randn(2, 50, block.mlp.c_fc.in_features)
+    with torch.no_grad():
+        theirs = block.mlp(x)
+        ours = iv.block_mlp(block, x)  # QuickGELU in place: the same operations in the same order
+    assert torch.equal(ours, theirs)
+    leaf = x.clone().requires_grad_()
+    iv.block_mlp(block, leaf).sum().backward()  # with autograd on, the module itself: backward still works
+    expected = torch.autograd.grad(block.mlp(x.clone().requires_grad_()).sum(), block.mlp.c_fc.weight)[0]
+    torch.testing.assert_close(torch.autograd.grad(iv.block_mlp(block, x.clone()).sum(), block.mlp.c_fc.weight)[0],
+                               expected)
+    assert leaf.grad is not None and leaf.grad.abs().sum() > 0
