@@ -9,7 +9,8 @@ on CPU. The timings are taken in this run, on the same batch, after one warm-up 
 each round times `encode_image`, then `decompose` in each convention, back to back, so a machine whose speed drifts
 during the run shifts every column alike. `decompose_over_encode_paper` and `decompose_over_encode_centred` are the
 fastest round of each over the fastest `encode_image`; `..._paired_median` is the median over rounds of each
-round's own ratio, which drift shifts less still.
+round's own ratio, which drift shifts less still. `..._page_faults` (median per call) count the fresh pages each call
+was handed by the system; `decompose_result_pages` is how many of them decompose's result alone fills.
 The memory part runs `head_contributions(..., store=<a temporary folder>)` over each `--images` count of synthetic
 images, each in a fresh subprocess, and reports that process's peak resident set size (VmHWM), which includes
 torch and the vision tower, in GiB (2**30 bytes). `--memory-resolution 32` builds the same ViT-B/32 tower (12
@@ -83,21 +84,30 @@ def memory_run(n_images: int, batch_size: int, resolution: int) -> None:
                           "heads_shape": list(out.heads.shape), "store_gb": round(disk / 2**30, 3)}))
 
 
-def timed_rounds(model, images: torch.Tensor, rounds: int) -> dict[str, list[float]]:
-    """Seconds per call, {"encode": [...], "paper": [...], "centred": [...]}: `rounds` rounds, each calling
-    encode_image and then decompose in each convention on the same batch, after one warm-up call of each."""
+def minor_faults() -> int:
+    """Page faults this process has taken that needed no disk (the system handing it fresh, zeroed pages)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt
+
+
+def timed_rounds(model, images: torch.Tensor, rounds: int) -> tuple[dict[str, list[float]], dict[str, list[int]]]:
+    """Seconds and page faults per call, each {"encode": [...], "paper": [...], "centred": [...]}: `rounds` rounds,
+    each calling encode_image and then decompose in each convention on the same batch, after one warm-up call of
+    each."""
     calls = {"encode": lambda: model.encode_image(images)}
     calls.update({c: (lambda c=c: decompose(model, images, convention=c)) for c in CONVENTIONS})
     times = {name: [] for name in calls}
+    faults = {name: [] for name in calls}
     with torch.no_grad():
         for fn in calls.values():
             fn()  # warm-up: one-off costs (weight folding, allocator growth) left out
         for _ in range(rounds):
             for name, fn in calls.items():
+                before = minor_faults()
                 start = time.perf_counter()
                 fn()
                 times[name].append(time.perf_counter() - start)
-    return times
+                faults[name].append(minor_faults() - before)
+    return times, faults
 
 
 def main(argv=None) -> int:
@@ -119,21 +129,26 @@ def main(argv=None) -> int:
 
     model = random_clip("ViT-B/32").float()
     images = torch.randn(args.batch_size, 3, 224, 224, generator=torch.Generator().manual_seed(0))
-    times = timed_rounds(model, images, args.repeats)
+    times, faults = timed_rounds(model, images, args.repeats)
     with torch.no_grad():
         expected = model.encode_image(images)
     encode_s = min(times["encode"])
     result = dict(model="ViT-B/32 (random weights)", device="cpu", threads=torch.get_num_threads(),
-                  batch_size=args.batch_size, rounds=args.repeats, encode_image_s=round(encode_s, 3))
+                  batch_size=args.batch_size, rounds=args.repeats, encode_image_s=round(encode_s, 3),
+                  encode_image_page_faults=int(statistics.median(faults["encode"])))
     for convention in CONVENTIONS:
         seconds = min(times[convention])
-        total = decompose(model, images, convention=convention).total()
+        parts = decompose(model, images, convention=convention)
+        total = parts.total()
         rel = ((total - expected).norm(dim=-1) / expected.norm(dim=-1)).max().item()
         result[f"decompose_{convention}_s"] = round(seconds, 3)
         result[f"decompose_over_encode_{convention}"] = round(seconds / encode_s, 3)
         result[f"decompose_{convention}_max_relative_error"] = float(f"{rel:.2e}")
         pairs = [d / e for d, e in zip(times[convention], times["encode"])]  # each round's own ratio
         result[f"decompose_over_encode_{convention}_paired_median"] = round(statistics.median(pairs), 3)
+        result[f"decompose_{convention}_page_faults"] = int(statistics.median(faults[convention]))
+        if convention == "paper":  # the fresh 4 KiB pages that the result's attention parts [B, L, N, H, d] fill
+            result["decompose_result_pages"] = -(-parts.attn.numel() * parts.attn.element_size() // 4096)
     del model
 
     result.update(head_contributions_batch_size=args.memory_batch_size, head_contributions_storage="disk (float32)",

@@ -28,6 +28,9 @@ def test_decompose_cost_runs_and_ends_with_json():
         assert result[f"decompose_over_encode_{convention}"] > 0
         assert result[f"decompose_{convention}_max_relative_error"] < 1e-5
         assert result[f"decompose_over_encode_{convention}_paired_median"] > 0
+        assert result[f"decompose_{convention}_page_faults"] >= 0
+    assert result["encode_image_page_faults"] >= 0
+    assert result["decompose_result_pages"] == -(-2 * 12 * 50 * 12 * 512 * 4 // 4096)  # [2, 12, 50, 12, 512] float32
     assert result["head_contributions_8_images_peak_rss_gb"] > 0 and result["head_contributions_12_images_store_gb"] > 0
     assert result["peak_growth"] > 0
     assert result["rounds"] == 2  # every round times encode_image and both conventions back to back
