@@ -188,9 +188,10 @@ def block_mlp(block, x: torch.Tensor) -> torch.Tensor:
 
     openai's QuickGELU, x · sigmoid(1.702 x), makes three temporaries as large as the hidden layer (4D wide: 20 MB
     each for a ViT-B/32 batch of 32). glibc gives blocks that large back to the system when they are freed, and the
-    next block's are then fresh pages the system must zero: about 0.15 s of page faults per ViT-B/32 batch on this
-    project's CPU, where the in-place form makes one temporary (benchmarks/decompose_cost.py). Under autograd, or
-    for another activation, it is the module itself (the in-place product would overwrite what backward needs).
+    next block's are then fresh pages the system must zero: on this project's CPU, 0.21-0.35 s of a batch's forward
+    pass went to QuickGELU, 0.07-0.08 s in place, where it makes one temporary (benchmarks/decompose_cost.py counts
+    the page faults). Under autograd, or for another activation, it is the module itself (the in-place product
+    would overwrite what backward needs).
     Used by: run_blocks and cls_block (so decompose, head_contributions and trace_vit).
     """
     mlp = block.mlp
