@@ -184,7 +184,8 @@ def cls_block(block, x: torch.Tensor):
 
 
 def block_mlp(block, x: torch.Tensor) -> torch.Tensor:
-    """block.mlp(x), x [B, N, D] -> [B, N, D], equal bit for bit; with no gradient recorded, QuickGELU runs in place.
+    """block.mlp(x), x [B, N, D] -> [B, N, D], equal bit for bit; with no gradient recorded, QuickGELU (quick_gelu
+    above) runs in place.
 
     openai's QuickGELU, x · sigmoid(1.702 x), makes three temporaries as large as the hidden layer (4D wide: 20 MB
     each for a ViT-B/32 batch of 32). glibc gives blocks that large back to the system when they are freed, and the
