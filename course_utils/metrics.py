@@ -39,6 +39,24 @@ def pointing_hit(heatmap, mask, tolerance_px: float = 0) -> bool:
     return bool(np.min((ys - y) ** 2 + (xs - x) ** 2) <= tolerance_px**2)
 
 
+def peak_share(heatmap, mask) -> float:
+    """The share of the heatmap's maximal pixels that lie on the mask: 1.0 or 0.0 when the maximum is one pixel, and
+    what a strict hit is worth when the maximum is a plateau, if ties are broken at random. heatmap, mask: [H, W].
+
+    Why it exists: bilinear upsampling (heatmaps.upsample, align_corners=False) repeats each border patch's value over
+    a band of pixels as wide as half a patch (4 px for the toy world's 8 px patches), so a map that peaks on a border
+    patch has several exactly equal maximal pixels. pointing_hit takes the first of them in reading order (top-left),
+    which is a rule about scanning, not about the map.
+    Used by: toyclip.pointing_game (python -m course_utils.toyclip evaluate).
+    """
+    h = _host(heatmap) if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap)
+    m = _as_bool(mask)
+    if h.shape != m.shape:
+        raise ValueError(f"peak_share: heatmap {h.shape} and mask {m.shape} differ; upsample the map first.")
+    top = h == h.max()  # [H, W]: every pixel at the maximum
+    return float((top & m).sum() / top.sum())
+
+
 # ---- zero-shot segmentation (the ImageNet-Segmentation protocol used for TextSpan and LeGrad) ---------------
 def _host(x: torch.Tensor) -> np.ndarray:
     """A tensor on any device -> numpy, same values (bfloat16, which numpy lacks, as float32)."""

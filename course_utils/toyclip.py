@@ -35,7 +35,7 @@ from .decompose import head_contributions
 from .heatmaps import relative_to_prompts, token_maps
 from .inside_vit import patch_tokens
 from .legrad import relevance_from_grad, token_mean_embedding
-from .metrics import pointing_hit, standard_tolerance
+from .metrics import peak_share, pointing_hit, standard_tolerance
 from .models import ARCHITECTURE_KEY, ARCHITECTURES, TOYCLIP, build, clip, load_clip
 from .report import print_result
 from .zero_shot import PROMPT_TEMPLATE, cosine_logits, encode_text_short, readable, topk_accuracy, zero_shot_classifier
@@ -717,13 +717,17 @@ def pointing_game(model, n_scenes: int = 300, relative: bool = True) -> dict:
     """Pointing game on two-object scenes with the exact decomposition heatmap (all layers and heads).
 
     Returns the hit rate with the standard tolerance (15 px at 224 px, scaled: 4 px here, half a patch)
-    and the strict rate (the peak pixel itself on the object), plus the number of objects scored.
+    and the strict rate (the peak pixel itself on the object), plus the number of objects scored. A map whose maximum
+    is a plateau (a border patch's value repeated by the upsampling) has several peak pixels and pointing_hit takes the
+    first: `pointing_game_plateaus` counts those objects, and `pointing_game_strict_random_ties` is the strict rate
+    with the ties broken at random (its expected value: metrics.peak_share), which does not depend on reading order.
     Used by: evaluate (python -m course_utils.toyclip evaluate).
     """
     scenes = tw.scenes(n_scenes, n_objects=2)
     text = zero_shot_classifier(model, tw.CLASSES)
     tolerance = standard_tolerance(tw.IMAGE_SIZE)
-    hits = strict = total = 0
+    hits = strict = total = plateaus = 0
+    strict_random_ties = 0.0
     for lo in range(0, n_scenes, 50):
         batch = scenes[lo: lo + 50]
         x = to_input(pil_batch(s.image for s in batch)).to(text.device)
@@ -734,9 +738,12 @@ def pointing_game(model, n_scenes: int = 300, relative: bool = True) -> dict:
             for obj in scene.objects:
                 hits += pointing_hit(maps[b, obj.label], obj.mask, tolerance)
                 strict += pointing_hit(maps[b, obj.label], obj.mask, 0)
+                strict_random_ties += peak_share(maps[b, obj.label], obj.mask)
+                plateaus += int((maps[b, obj.label] == maps[b, obj.label].max()).sum() > 1)
                 total += 1
     return dict(pointing_game=hits / total, pointing_game_strict=strict / total, pointing_game_objects=total,
-                pointing_game_tolerance_px=tolerance)
+                pointing_game_tolerance_px=tolerance, pointing_game_strict_random_ties=strict_random_ties / total,
+                pointing_game_plateaus=plateaus)
 
 
 def ablation_pattern(model, n_images: int = 1000) -> dict:
@@ -791,7 +798,8 @@ def evaluate(path: Path = CHECKPOINT, n_test: int = 2000, n_scenes: int = 300, n
                   n_params=sum(p.numel() for p in model.parameters()),
                   checkpoint_mb=round(path.stat().st_size / 1e6, 2), images_per_s_cpu=round(ips, 1),
                   pointing_game=round(pg["pointing_game"], 4), pointing_game_strict=round(pg["pointing_game_strict"], 4),
-                  pointing_game_objects=pg["pointing_game_objects"],
+                  pointing_game_strict_random_ties=round(pg["pointing_game_strict_random_ties"], 4),
+                  pointing_game_plateaus=pg["pointing_game_plateaus"], pointing_game_objects=pg["pointing_game_objects"],
                   pointing_game_tolerance_px=pg["pointing_game_tolerance_px"],
                   token_mean_top1=checked["legrad"]["token_mean_top1_last_block"],
                   role_heads=checked["textspan"]["role_heads"], role_properties=checked["textspan"]["properties"],

@@ -1,7 +1,10 @@
 import numpy as np
 import pytest
 
-from course_utils.metrics import pointing_hit, standard_tolerance
+import torch
+
+from course_utils.heatmaps import upsample
+from course_utils.metrics import peak_share, pointing_hit, standard_tolerance
 
 
 def test_pointing_hit_strict_and_with_tolerance():
@@ -13,6 +16,29 @@ def test_pointing_hit_strict_and_with_tolerance():
     heat = np.zeros((10, 10))
     heat[3, 6] = 1.0  # 3 px right of the mask's last column
     assert not pointing_hit(heat, mask) and not pointing_hit(heat, mask, 2.9) and pointing_hit(heat, mask, 3)
+
+
+def test_peak_share_scores_a_plateau_by_its_share_on_the_mask():
+    """Upsampling repeats a border patch over half a patch of pixels: the maximum becomes a plateau, pointing_hit takes
+    its first pixel in reading order, peak_share the share of it on the mask."""
+    grid = torch.zeros(1, 1, 8, 8)
+    grid[0, 0, 0, 3], grid[0, 0, 0, 4] = 1.0, 0.5  # the peak on a patch of the top row, unequal neighbours
+    heat = upsample(grid, 64)[0, 0]  # [64, 64]
+    top = heat == heat.max()
+    assert top.sum() == 4 and top[:4].any(dim=1).all() and not top[4:].any()  # rows 0-3: 4 equal pixels, one column
+    mask = np.zeros((64, 64), bool)
+    mask[2:10, 20:40] = True  # covers the plateau's lower half only
+    assert not pointing_hit(heat, mask)  # the first maximal pixel, row 0, is off the mask
+    assert peak_share(heat, mask) == 0.5
+    mask[:2, 20:40] = True
+    assert pointing_hit(heat, mask) and peak_share(heat, mask) == 1.0
+    single = np.zeros((10, 10))
+    single[3, 3] = 1.0
+    on = np.zeros((10, 10), bool)
+    on[3, 3] = True
+    assert peak_share(single, on) == 1.0 and peak_share(single, ~on) == 0.0
+    with pytest.raises(ValueError, match="peak_share: heatmap \\(4, 4\\) and mask \\(8, 8\\) differ"):
+        peak_share(np.zeros((4, 4)), np.ones((8, 8), bool))
 
 
 def test_standard_tolerance_scales_15px_at_224():
