@@ -23,6 +23,7 @@ def standard_tolerance(image_size: int) -> int:
 
 def pointing_hit(heatmap, mask, tolerance_px: float = 0) -> bool:
     """True if the heatmap's maximum lies within `tolerance_px` pixels of a mask pixel. heatmap, mask: [H, W].
+    When several pixels share the maximum, the first in reading order counts (see peak_share).
 
     Taught in: notebook 07, "Absolute or relative?".
     """
