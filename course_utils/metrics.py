@@ -21,16 +21,22 @@ def standard_tolerance(image_size: int) -> int:
     return round(15 * image_size / 224)
 
 
+def _map_and_mask(caller: str, heatmap, mask) -> tuple[np.ndarray, np.ndarray]:
+    """heatmap [H, W] (array or tensor on any device) -> numpy, mask -> bool numpy; their shapes must agree."""
+    h = _host(heatmap) if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap)
+    m = _as_bool(mask)
+    if h.shape != m.shape:
+        raise ValueError(f"{caller}: heatmap {h.shape} and mask {m.shape} differ; upsample the map first.")
+    return h, m
+
+
 def pointing_hit(heatmap, mask, tolerance_px: float = 0) -> bool:
     """True if the heatmap's maximum lies within `tolerance_px` pixels of a mask pixel. heatmap, mask: [H, W].
     When several pixels share the maximum, the first in reading order counts (see peak_share).
 
     Taught in: notebook 07, "Absolute or relative?".
     """
-    h = _host(heatmap) if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap)
-    m = _as_bool(mask)
-    if h.shape != m.shape:
-        raise ValueError(f"pointing_hit: heatmap {h.shape} and mask {m.shape} differ; upsample the map first.")
+    h, m = _map_and_mask("pointing_hit", heatmap, mask)
     if not m.any():
         raise ValueError("pointing_hit: the mask is empty; there is no object to point at.")
     y, x = np.unravel_index(int(np.argmax(h)), h.shape)
@@ -50,10 +56,7 @@ def peak_share(heatmap, mask) -> float:
     which is a rule about scanning, not about the map.
     Used by: toyclip.pointing_game (python -m course_utils.toyclip evaluate).
     """
-    h = _host(heatmap) if isinstance(heatmap, torch.Tensor) else np.asarray(heatmap)
-    m = _as_bool(mask)
-    if h.shape != m.shape:
-        raise ValueError(f"peak_share: heatmap {h.shape} and mask {m.shape} differ; upsample the map first.")
+    h, m = _map_and_mask("peak_share", heatmap, mask)
     top = h == h.max()  # [H, W]: every pixel at the maximum
     return float((top & m).sum() / top.sum())
 

@@ -736,10 +736,11 @@ def pointing_game(model, n_scenes: int = 300, relative: bool = True) -> dict:
             maps = relative_to_prompts(maps)
         for b, scene in enumerate(batch):
             for obj in scene.objects:
-                hits += pointing_hit(maps[b, obj.label], obj.mask, tolerance)
-                strict += pointing_hit(maps[b, obj.label], obj.mask, 0)
-                strict_random_ties += peak_share(maps[b, obj.label], obj.mask)
-                plateaus += int((maps[b, obj.label] == maps[b, obj.label].max()).sum() > 1)
+                heat = maps[b, obj.label]  # [H, W]
+                hits += pointing_hit(heat, obj.mask, tolerance)
+                strict += pointing_hit(heat, obj.mask, 0)
+                strict_random_ties += peak_share(heat, obj.mask)
+                plateaus += int((heat == heat.max()).sum() > 1)
                 total += 1
     return dict(pointing_game=hits / total, pointing_game_strict=strict / total, pointing_game_objects=total,
                 pointing_game_tolerance_px=tolerance, pointing_game_strict_random_ties=strict_random_ties / total,

@@ -1,6 +1,5 @@
 import numpy as np
 import pytest
-
 import torch
 
 from course_utils.heatmaps import upsample
